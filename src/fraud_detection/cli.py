@@ -1,0 +1,217 @@
+"""The ``fraud-detection`` command: one entry point, a subcommand per job.
+
+Wrong arguments exit 2 with argparse's message; a bad setting exits 2 naming the variable; an
+unreachable service exits 1 with what to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fraud_detection import __version__
+from fraud_detection.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("fraud_detection")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("pgserver", "py4j", "stamina"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _speed(text: str) -> float | None:
+    return None if text == "max" else _positive_float(text)
+
+
+def _start_time(text: str) -> int:
+    from fraud_detection.generator.replay import time_parser
+
+    try:
+        return time_parser("auto")(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither epoch seconds nor an ISO-8601 time") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraud-detection",
+        description="Real-time card-fraud (velocity attack) detection. Settings come from FRAUD_* "
+                    "environment variables (see the README); flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="send simulated card traffic with injected attacks to Kafka",
+                         description="Send simulated card traffic with velocity attacks and decoys to Kafka; "
+                                     "record what was injected in PostgreSQL (injected_attacks).")
+    gen.add_argument("--rate", type=_positive_float, help="transactions per second (FRAUD_GENERATOR__RATE)")
+    stop = gen.add_mutually_exclusive_group()
+    stop.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this many seconds")
+    stop.add_argument("--count", type=_positive_int, help="stop once this many transactions are sent")
+    gen.add_argument("--seed", type=int, help="seed for a reproducible stream (FRAUD_GENERATOR__SEED)")
+    gen.add_argument("--population", type=_positive_int, help="cards in this replica's space")
+    gen.add_argument("--card-space", help="card-id prefix owned by this replica, [a-z0-9]{1,12}")
+    gen.add_argument("--attack-interval", type=_positive_float, metavar="SECONDS",
+                     help="mean event-time seconds between attacks (default 20)")
+    gen.add_argument("--clock-speed", type=_positive_float, metavar="FACTOR",
+                     help="simulated clock: event-time seconds per wall second (default 1 = real time)")
+    gen.add_argument("--start-time", type=_start_time, metavar="TIME",
+                     help="event time of the first slice (epoch seconds or ISO-8601; default now)")
+    gen.add_argument("--no-ground-truth", action="store_true",
+                     help="do not write injected_attacks (no database needed), e.g. for benchmarks")
+
+    rep = sub.add_parser("replay", help="replay a labelled CSV (or .csv.gz) into Kafka in time order",
+                         description="Replay a CSV data set into Kafka in event-time order. Bad rows are "
+                                     "reported with their line numbers; fraud labels become ground truth.")
+    rep.add_argument("file", type=Path, help="CSV file with a header row; gzip is detected")
+    rep.add_argument("--map", dest="mapping", metavar="KEY=COLUMN,...",
+                     help="columns for card, time, amount, id, label, merchant, category, country, channel, "
+                          "currency (defaults: card=card_id,time=event_time,amount=amount,id=transaction_id)")
+    rep.add_argument("--time-format", default="auto",
+                     help="auto (default), epoch, epoch_ms, iso, or a strptime pattern")
+    rep.add_argument("--speed", type=_speed, default=None, metavar="FACTOR|max",
+                     help="replay FACTOR times faster than the data's own clock; max (default) = at once")
+    rep.add_argument("--currency", default="USD", help="currency when the file has no currency column")
+    rep.add_argument("--rejects", type=Path, metavar="FILE", help="also write the bad rows to this CSV")
+    rep.add_argument("--no-ground-truth", action="store_true", help="do not record the labels")
+
+    db = sub.add_parser("db", help="database tasks", description="Database tasks.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
+    db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
+                      description="Apply the SQL migrations not yet recorded in schema_migrations.")
+
+    topic = sub.add_parser("create-topic", help="create the transactions topic (FRAUD_KAFKA__*)",
+                           description="Create the transactions topic with FRAUD_KAFKA__PARTITIONS partitions.")
+    topic.add_argument("--partitions", type=_positive_int)
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (make run)",
+                         description="Start a local Kafka broker and PostgreSQL, migrate, create the topic, "
+                                     "and run the generator with live progress until Ctrl-C.")
+    run.add_argument("--rate", type=_positive_float, help="generator transactions per second")
+    run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(generator=_generator_overrides(args))
+    except SettingsError as err:
+        print(f"fraud-detection: {err}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except SettingsError as err:
+        print(f"fraud-detection: {err}", file=sys.stderr)
+        return 2
+    except (ConnectionError, LookupError, OSError, RuntimeError, ValueError) as err:
+        log.error("event=failed command=%s error=%s", args.command, err)
+        return 1
+
+
+def _generator_overrides(args: argparse.Namespace) -> dict:
+    names = ("rate", "seed", "population", "card_space", "attack_interval", "clock_speed")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.generator.generate import generate
+    from fraud_detection.generator.publish import StopFlag
+
+    summary = generate(
+        settings, duration_s=args.duration, count=args.count, start_ms=args.start_time,
+        record_truth=not args.no_ground_truth, stop=StopFlag().install(),
+    )
+    return 0 if summary.delivery.failed == 0 and summary.delivery.undelivered == 0 else 1
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.generator import replay
+    from fraud_detection.generator.publish import Progress, Publisher, StopFlag, check_topic
+    from fraud_detection.storage import postgres
+
+    parsed = replay.read_csv(args.file, replay.parse_mapping(args.mapping), time_format=args.time_format,
+                             currency=args.currency)
+    if parsed.bad:
+        shown = ", ".join(f"line {b.line}: {b.reason}" for b in parsed.bad[:10])
+        more = f" and {len(parsed.bad) - 10} more" if len(parsed.bad) > 10 else ""
+        log.warning("event=replay_bad_rows count=%d %s%s", len(parsed.bad), shown, more)
+    if args.rejects:
+        _write_rejects(args.rejects, parsed.bad)
+    check_topic(settings.kafka)
+    truth_url = None if args.no_ground_truth else settings.require_database_url()
+    publisher = Publisher(settings.kafka)
+    stop = StopFlag().install()
+    progress = Progress(lambda: f"replay {args.file.name}: sent {publisher.report.produced:,}/{len(parsed.rows):,}")
+    sent = replay.send(publisher, parsed, speed=args.speed, stop=stop, progress=progress)
+    delivery = publisher.close()
+    progress.done()
+    episodes = parsed.ground_truth() if truth_url else []
+    if truth_url and episodes:
+        with postgres.connection(truth_url) as conn:
+            postgres.record_ground_truth(conn, f"replay:{args.file.name}", episodes)
+    log.info("event=replay_done file=%s rows=%d sent=%d bad_rows=%d delivered=%d failed=%d labelled_episodes=%d",
+             args.file, len(parsed.rows), sent, len(parsed.bad), delivery.delivered, delivery.failed, len(episodes))
+    return 0 if delivery.failed == 0 and delivery.undelivered == 0 and sent == len(parsed.rows) else 1
+
+
+def _write_rejects(path: Path, bad) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason", "detail"])
+        writer.writerows((b.line, b.reason, b.detail) for b in bad)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.storage import postgres
+
+    applied = postgres.migrate(settings.require_database_url())
+    log.info("event=migrate_done applied=%d", len(applied))
+    return 0
+
+
+def _create_topic(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.kafka import create_topic
+
+    create_topic(settings.kafka.client_config(), settings.kafka.topic, args.partitions or settings.kafka.partitions)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.run import run_local
+
+    return run_local(settings, duration_s=args.duration)
+
+
+COMMANDS = {"generate": _generate, "replay": _replay, "db": _db, "create-topic": _create_topic, "run": _run}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The transaction generator: simulated card traffic with injected attacks, and CSV replay."""

@@ -1,0 +1,113 @@
+"""The one reader of the environment: typed settings with the ``FRAUD_`` prefix.
+
+Nested groups use ``__``: ``FRAUD_KAFKA__BOOTSTRAP_SERVERS``, ``FRAUD_GENERATOR__RATE``.
+A missing or invalid value fails at start with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FRAUD_"
+NESTED_DELIMITER = "__"
+
+CardSpace = Annotated[str, Field(pattern=r"^[a-z0-9]{1,12}$")]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    topic: str = Field("transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    partitions: int = Field(6, ge=1, le=1000)
+    # Optional client security (MSK and other managed brokers); empty means PLAINTEXT.
+    security_protocol: str = Field("PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every producer and consumer."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
+
+
+class GeneratorSettings(BaseModel):
+    rate: float = Field(1000.0, gt=0, le=1_000_000, description="transactions per second, wall clock")
+    population: int = Field(2_000_000, ge=1000, le=200_000_000, description="cards in this replica's space")
+    attack_interval: float = Field(20.0, gt=0, description="mean event-time seconds between injected attacks")
+    decoy_ratio: float = Field(0.5, ge=0, le=10, description="decoys injected per attack")
+    clock_speed: float = Field(1.0, gt=0, le=100_000, description="event-time seconds per wall second")
+    seed: int | None = None
+    card_space: CardSpace | None = None
+
+
+class LocalSettings(BaseModel):
+    """The local stack of ``make run`` and the integration tests (no Kubernetes)."""
+
+    dir: Path = Field(Path(".local"), description="Kafka and PostgreSQL data, checkpoints")
+    cache_dir: Path = Field(Path(".cache"), description="jars that Maven resolves")
+    kafka_port: int = Field(9092, ge=1024, le=65535)
+
+
+class Settings(BaseSettings):
+    """Every component's configuration; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: SecretStr | None = None
+    kafka: KafkaSettings = KafkaSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    local: LocalSettings = LocalSettings()
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise SettingsError(f"{ENV_PREFIX}DATABASE_URL is not set: give a PostgreSQL URL (postgresql://...)")
+        return self.database_url.get_secret_value()
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+def env_name(location: tuple[str | int, ...]) -> str:
+    """The environment variable behind a pydantic error location."""
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in location)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, then apply explicit overrides (e.g. from CLI flags)."""
+    try:
+        settings = Settings()
+        if overrides:
+            settings = Settings.model_validate({**settings.model_dump(), **_merge(settings, overrides)})
+    except ValidationError as err:
+        problems = "; ".join(f"{env_name(e['loc'])}: {e['msg']}" for e in err.errors())
+        raise SettingsError(f"invalid configuration: {problems}") from None
+    return settings
+
+
+def _merge(settings: Settings, overrides: dict[str, object]) -> dict[str, object]:
+    """Overrides such as ``{"generator": {"rate": 5}}`` merged into the nested groups."""
+    merged: dict[str, object] = {}
+    for key, value in overrides.items():
+        current = getattr(settings, key)
+        if isinstance(value, dict) and isinstance(current, BaseModel):
+            merged[key] = {**current.model_dump(), **{k: v for k, v in value.items() if v is not None}}
+        elif value is not None:
+            merged[key] = value
+    return merged

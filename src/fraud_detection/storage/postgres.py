@@ -1,0 +1,129 @@
+"""PostgreSQL access: versioned migrations and the batched, parameterised writes of each component."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+
+import psycopg2
+import psycopg2.extensions
+import stamina
+from psycopg2.extras import execute_values
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_TABLE = "schema_migrations"
+# Any constant works; it keeps concurrent `db migrate` runs (replicas, hook jobs) from racing.
+_MIGRATION_LOCK_ID = 0x46524155
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def available_migrations() -> list[Migration]:
+    """The SQL files in ``migrations/``, named ``NNNN_description.sql``, in version order."""
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    if len({m.version for m in found}) != len(found):
+        raise RuntimeError("two migration files share a version number")
+    return found
+
+
+@stamina.retry(on=psycopg2.OperationalError, attempts=10, timeout=60)
+def connect(url: str) -> psycopg2.extensions.connection:
+    """A connection, retried with backoff while the server is starting or briefly unreachable."""
+    return psycopg2.connect(url, connect_timeout=5, application_name="fraud-detection")
+
+
+@contextmanager
+def connection(url: str):
+    conn = connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def migrate(url: str) -> list[Migration]:
+    """Apply the migrations not yet recorded, each in its own transaction; returns those applied.
+
+    A recorded migration whose file has changed since is an error: migrations are append-only.
+    """
+    applied_now = []
+    with connection(url) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}")
+            recorded = dict(cur.fetchall())
+        try:
+            for migration in available_migrations():
+                if migration.version in recorded:
+                    if recorded[migration.version] != migration.checksum:
+                        raise RuntimeError(
+                            f"migration {migration.version} ({migration.name}) changed after it was applied; "
+                            "add a new migration instead of editing an applied one"
+                        )
+                    continue
+                with conn, conn.cursor() as cur:
+                    cur.execute(migration.sql)
+                    cur.execute(
+                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum) VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+                applied_now.append(migration)
+                log.info("event=migration_applied version=%d name=%s", migration.version, migration.name)
+        finally:
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_ID,))
+    return applied_now
+
+
+def utc(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+
+
+def record_ground_truth(conn, source: str, episodes: Iterable) -> int:
+    """Insert injected attacks/decoys (anything with the ``Episode`` fields); replays are idempotent."""
+    rows = [
+        (source, e.card_id, e.kind, utc(e.first_event_time_ms), utc(e.last_event_time_ms), e.txn_count)
+        for e in episodes
+    ]
+    if not rows:
+        return 0
+    with conn, conn.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO injected_attacks (source, card_id, kind, first_event_time, last_event_time, txn_count)"
+            " VALUES %s ON CONFLICT DO NOTHING",
+            rows,
+        )
+    return len(rows)
+
+
+def fetch_all(conn, query: str, params: Sequence = ()) -> list[tuple]:
+    with conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
