@@ -29,11 +29,18 @@ class LocalPostgres:
             ) from None
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
-        if "(1 row)" not in exists:
-            self._server.psql(f"CREATE DATABASE {DATABASE};")
+        self.create_database(DATABASE)
         log.info("event=postgres_started data_dir=%s", self.data_dir)
         return self
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` unless it exists; returns its URL."""
+        if not name.isidentifier():
+            raise ValueError(f"not a plain database name: {name!r}")
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+        if "(1 row)" not in exists:
+            self._server.psql(f"CREATE DATABASE {name};")
+        return self._server.get_uri(name)
 
     @property
     def url(self) -> str:

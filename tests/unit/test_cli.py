@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+import pytest
+
+from fraud_detection.cli import build_parser, main
+
+SUBCOMMANDS = [["generate"], ["replay"], ["db"], ["db", "migrate"], ["create-topic"], ["run"]]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS)
+def test_every_subcommand_has_help(words, capsys):
+    """--help works on every subcommand and exits 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*words, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: fraud-detection" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["nonsense"], ["generate", "--rate", "0"], ["generate", "--rate", "fast"],
+    ["generate", "--count", "5", "--duration", "3"], ["replay"], ["replay", "x.csv", "--speed", "-2"],
+    ["generate", "--start-time", "next tuesday"],
+])
+def test_wrong_arguments_exit_2_with_a_message(argv, capsys):
+    """Wrong arguments exit 2 and say what is wrong."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_invalid_environment_exits_2_naming_the_variable(monkeypatch, capsys):
+    """A bad FRAUD_* value stops the command before it starts, naming the variable."""
+    monkeypatch.setenv("FRAUD_KAFKA__PARTITIONS", "many")
+    assert main(["db", "migrate"]) == 2
+    assert "FRAUD_KAFKA__PARTITIONS" in capsys.readouterr().err
+
+
+def test_missing_database_url_exits_2(capsys):
+    """db migrate without FRAUD_DATABASE_URL says what to set."""
+    assert main(["db", "migrate"]) == 2
+    assert "FRAUD_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_installed_entry_point_runs():
+    """The console script is installed and answers --version."""
+    result = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("fraud-detection ")

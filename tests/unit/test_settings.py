@@ -1,0 +1,63 @@
+import pytest
+
+from fraud_detection.settings import SettingsError, load_settings
+
+
+def test_defaults_need_no_environment():
+    """With no FRAUD_* variables the settings load with the documented defaults."""
+    settings = load_settings()
+    assert settings.kafka.topic == "transactions"
+    assert settings.kafka.partitions == 6
+    assert settings.generator.attack_interval == 20.0
+    assert settings.database_url is None
+
+
+def test_nested_variables_are_read(monkeypatch):
+    """FRAUD_GROUP__FIELD sets a nested value."""
+    monkeypatch.setenv("FRAUD_KAFKA__BOOTSTRAP_SERVERS", "broker:9092")
+    monkeypatch.setenv("FRAUD_GENERATOR__RATE", "250")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "broker:9092"
+    assert settings.generator.rate == 250.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FRAUD_GENERATOR__RATE", "-1"),
+        ("FRAUD_GENERATOR__RATE", "fast"),
+        ("FRAUD_KAFKA__PARTITIONS", "0"),
+        ("FRAUD_GENERATOR__CARD_SPACE", "Has Spaces"),
+        ("FRAUD_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_invalid_value_names_the_variable(monkeypatch, name, value):
+    """An invalid value fails at start with a message naming the variable."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        load_settings()
+
+
+def test_missing_database_url_says_what_to_set():
+    """Asking for the database without FRAUD_DATABASE_URL names the variable."""
+    with pytest.raises(SettingsError, match="FRAUD_DATABASE_URL"):
+        load_settings().require_database_url()
+
+
+def test_secrets_are_not_shown(monkeypatch):
+    """The database URL and SASL password never appear in the settings' text forms."""
+    monkeypatch.setenv("FRAUD_DATABASE_URL", "postgresql://app:hunter2@db/fraud")
+    monkeypatch.setenv("FRAUD_KAFKA__SASL_PASSWORD", "s3cr3t")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+    assert "s3cr3t" not in repr(settings)
+    assert settings.require_database_url().endswith("@db/fraud")
+    assert settings.kafka.client_config()["sasl.password"] == "s3cr3t"
+
+
+def test_overrides_beat_the_environment(monkeypatch):
+    """CLI flags (passed as overrides) take precedence over variables and are validated too."""
+    monkeypatch.setenv("FRAUD_GENERATOR__RATE", "250")
+    assert load_settings(generator={"rate": 10.0}).generator.rate == 10.0
+    with pytest.raises(SettingsError, match="FRAUD_GENERATOR__CLOCK_SPEED"):
+        load_settings(generator={"clock_speed": 0})
