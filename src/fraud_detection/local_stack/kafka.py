@@ -174,11 +174,12 @@ class LocalKafka:
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + START_TIMEOUT_S
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        admin = None  # created once the port is open, so librdkafka logs no refused connections
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise LocalStackError(f"the Kafka broker exited with {self._process.returncode}; see {self.log_file}")
             if _port_open(self.port):
+                admin = admin or AdminClient({"bootstrap.servers": self.bootstrap_servers})
                 try:
                     admin.list_topics(timeout=2)
                     return

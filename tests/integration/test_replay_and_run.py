@@ -1,0 +1,82 @@
+import csv
+import gzip
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+
+from fraud_detection.local_stack.kafka import free_port
+from fraud_detection.storage import postgres
+from tests.integration.kafka_reading import read_topic
+
+CLI = [sys.executable, "-m", "fraud_detection.cli"]
+
+
+def test_replay_lands_every_good_row_and_reports_bad_ones(kafka, topic, stack_env, database_url, tmp_path):
+    """A gzip CSV replays in time order; bad rows are reported by line; labels become ground truth."""
+    path = tmp_path / "cards.csv.gz"
+    with gzip.open(path, "wt", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "card", "ts", "amt", "fraud"])
+        for i in range(2000):
+            writer.writerow([f"r{i}", f"card{i % 50}", 1_700_000_000 + (2000 - i) * 7, "12.34", "0"])
+        writer.writerow(["bad1", "card1", "not-a-time", "1", "0"])
+        writer.writerow(["bad2", "card1", "1700000000", "-5", "0"])
+        for i in range(6):
+            writer.writerow([f"f{i}", "stolen", 1_700_000_000 + i * 30, "99.00", "1"])
+    rejects = tmp_path / "rejects.csv"
+    result = subprocess.run(
+        [*CLI, "replay", str(path), "--map", "card=card,time=ts,amount=amt,id=id,label=fraud",
+         "--rejects", str(rejects)],
+        env={**os.environ, **stack_env}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "line 2002: bad_time" in result.stderr and "line 2003: bad_amount" in result.stderr
+    assert [row["line"] for row in csv.DictReader(rejects.open())] == ["2002", "2003"]
+    messages = read_topic(kafka.bootstrap_servers, topic, expected=2006)
+    assert len(messages) == 2006
+    docs = [json.loads(v) for _, v, _ in messages]
+    assert {d["transaction_id"] for d in docs} == {f"r{i}" for i in range(2000)} | {f"f{i}" for i in range(6)}
+    per_partition: dict[int, list] = {}
+    for (_, value, partition) in messages:
+        per_partition.setdefault(partition, []).append(json.loads(value)["event_time"])
+    assert all(times == sorted(times) for times in per_partition.values())
+    with postgres.connection(database_url) as conn:
+        truth = postgres.fetch_all(conn, "SELECT card_id, kind, txn_count FROM injected_attacks")
+    assert truth == [("stolen", "labelled_fraud", 6)]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
+    """`fraud-detection run` (make run) brings up Kafka, PostgreSQL and live traffic; SIGINT ends it all."""
+    port = free_port()
+    env = {**os.environ, "FRAUD_LOCAL__DIR": str(tmp_path / "local"), "FRAUD_LOCAL__KAFKA_PORT": str(port),
+           "FRAUD_LOCAL__CACHE_DIR": os.environ.get("FRAUD_TEST_CACHE_DIR", ".cache")}
+    process = subprocess.Popen([*CLI, "run", "--rate", "500"], env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    lines, deadline = [], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if "event=progress" in line and "sent" in line:
+            break
+    else:
+        process.kill()
+        raise AssertionError("no live progress within 120 s:\n" + "".join(lines[-30:]))
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    assert _listening(port)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    _, rest = process.communicate(timeout=90)
+    assert process.returncode == 0, "".join(lines[-20:]) + rest
+    assert "event=generator_stop" in rest and "failed=0" in rest
+    assert not _listening(port)
+    assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
