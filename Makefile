@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run generate test test-unit test-integration bench-generator kafka-jars clean clean-data
+.PHONY: help venv run test test-unit test-integration bench-generator bench-replay kafka-jars clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ test-integration: venv ## Run the integration tests only
 
 bench-generator: venv ## Measure generator throughput into the local broker (see BENCHMARKS.md)
 	$(BIN)/python -m tests.benchmarks.bench_generator
+
+bench-replay: venv ## Measure CSV replay (parse + send) of 300k gzip rows into the local broker
+	$(BIN)/python -m tests.benchmarks.bench_replay
 
 kafka-jars: venv ## Resolve the Kafka broker jars from Maven Central into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.local_stack.kafka import ensure_jars; print(ensure_jars(Path(".cache")))'

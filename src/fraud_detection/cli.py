@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fraud_detection import __version__
+from fraud_detection.generator.replay import ReplayError
 from fraud_detection.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("fraud_detection")
@@ -129,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except SettingsError as err:
         print(f"fraud-detection: {err}", file=sys.stderr)
+        return 2
+    except ReplayError as err:  # the file or --map/--time-format cannot work: an argument error
+        print(f"fraud-detection replay: {err}", file=sys.stderr)
         return 2
     except (ConnectionError, LookupError, OSError, RuntimeError, ValueError) as err:
         log.error("event=failed command=%s error=%s", args.command, err)

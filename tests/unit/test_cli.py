@@ -47,3 +47,11 @@ def test_installed_entry_point_runs():
     """The console script is installed and answers --version."""
     result = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("fraud-detection ")
+
+
+def test_replay_mapping_errors_exit_2(tmp_path, capsys):
+    """A CSV without the mapped columns is an argument error: exit 2, naming the columns it has."""
+    data = tmp_path / "x.csv"
+    data.write_text("a,b\n1,2\n")
+    assert main(["replay", str(data), "--no-ground-truth"]) == 2
+    assert "its columns are a, b" in capsys.readouterr().err
