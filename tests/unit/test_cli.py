@@ -55,3 +55,9 @@ def test_replay_mapping_errors_exit_2(tmp_path, capsys):
     data.write_text("a,b\n1,2\n")
     assert main(["replay", str(data), "--no-ground-truth"]) == 2
     assert "its columns are a, b" in capsys.readouterr().err
+
+
+def test_population_too_small_for_the_rate_exits_2(capsys):
+    """Settings that cannot work together are refused before any connection, naming what to change."""
+    assert main(["generate", "--rate", "100000", "--population", "1000", "--no-ground-truth"]) == 2
+    assert "FRAUD_GENERATOR__POPULATION" in capsys.readouterr().err

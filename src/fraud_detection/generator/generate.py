@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, StopFlag, check_topic
 from fraud_detection.generator.simulate import ATTACK, TrafficModel
-from fraud_detection.settings import Settings
+from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.storage import postgres
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,15 @@ def generate(
     stop = stop if stop is not None else StopFlag()
     space = card_space_for(settings)
     start_ms = start_ms if start_ms is not None else int(time.time() * 1000)
-    model = TrafficModel(
-        card_space=space, population=g.population,
-        seed=g.seed if g.seed is not None else secrets.randbits(63), start_ms=start_ms,
-        rate_per_second=g.rate / g.clock_speed, attack_interval_s=g.attack_interval,
-        decoy_ratio=g.decoy_ratio, slice_ms=max(1, round(WALL_SLICE_S * g.clock_speed * 1000)),
-    )
+    try:
+        model = TrafficModel(
+            card_space=space, population=g.population,
+            seed=g.seed if g.seed is not None else secrets.randbits(63), start_ms=start_ms,
+            rate_per_second=g.rate / g.clock_speed, attack_interval_s=g.attack_interval,
+            decoy_ratio=g.decoy_ratio, slice_ms=max(1, round(WALL_SLICE_S * g.clock_speed * 1000)),
+        )
+    except ValueError as err:  # the settings cannot work together, e.g. too few cards for the rate
+        raise SettingsError(str(err)) from None
     check_topic(settings.kafka)
     truth_conn = postgres.connect(settings.require_database_url()) if record_truth else None
     source = f"generator:{space}"

@@ -36,10 +36,15 @@ def _require_tool(name: str, install_hint: str) -> str:
     return path
 
 
+def jar_folder_name() -> str:
+    """Named after the pom's hash, so a version bump resolves afresh."""
+    return f"kafka-{hashlib.sha256(POM.read_text().encode()).hexdigest()[:12]}"
+
+
 def ensure_jars(cache_dir: Path) -> Path:
     """The broker's jars, resolved by Maven into ``cache_dir`` once per version of pom.xml."""
     pom_text = POM.read_text()
-    libs = cache_dir / f"kafka-{hashlib.sha256(pom_text.encode()).hexdigest()[:12]}"
+    libs = cache_dir / jar_folder_name()
     if (libs / ".complete").exists():
         return libs
     mvn = _require_tool("mvn", "install Apache Maven 3.8+ (Debian: apt-get install maven)")
