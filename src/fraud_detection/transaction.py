@@ -19,6 +19,7 @@ SCHEMA: dict = json.loads(resources.files(__package__).joinpath("transaction.sch
 FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"])
 CHANNELS: tuple[str, ...] = tuple(SCHEMA["properties"]["channel"]["enum"])
 SCHEMA_VERSION: int = SCHEMA["properties"]["schema_version"]["const"]
+MAX_AMOUNT: float = SCHEMA["properties"]["amount"]["maximum"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,7 @@ def model(**overrides):
 
 
 def run(m, minutes):
-    batches = []
-    while m.cursor_ms < START_MS + minutes * MIN:
-        batches.append(m.next_slice())
-    return batches
+    return run_from(m, START_MS, minutes)
 
 
 def events_and_truth(m, minutes):

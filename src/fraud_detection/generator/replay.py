@@ -17,11 +17,10 @@ from pathlib import Path
 
 from fraud_detection.generator.simulate import Episode
 from fraud_detection.rules.velocity import DEFAULT_WINDOW_MS
-from fraud_detection.transaction import CHANNELS
+from fraud_detection.transaction import CHANNELS, MAX_AMOUNT
 
 LABELLED_FRAUD = "labelled_fraud"
 TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y", "fraud"})
-MAX_AMOUNT = 1_000_000
 # Mapping keys: the record field each names a CSV column for. Required ones first.
 REQUIRED_COLUMNS = ("card", "time", "amount")
 OPTIONAL_COLUMNS = ("id", "label", "merchant", "category", "country", "channel", "currency")

@@ -36,15 +36,16 @@ def _require_tool(name: str, install_hint: str) -> str:
     return path
 
 
-def jar_folder_name() -> str:
+def jar_folder_name(pom_text: str | None = None) -> str:
     """Named after the pom's hash, so a version bump resolves afresh."""
-    return f"kafka-{hashlib.sha256(POM.read_text().encode()).hexdigest()[:12]}"
+    text = POM.read_text() if pom_text is None else pom_text
+    return f"kafka-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def ensure_jars(cache_dir: Path) -> Path:
     """The broker's jars, resolved by Maven into ``cache_dir`` once per version of pom.xml."""
     pom_text = POM.read_text()
-    libs = cache_dir / jar_folder_name()
+    libs = cache_dir / jar_folder_name(pom_text)
     if (libs / ".complete").exists():
         return libs
     mvn = _require_tool("mvn", "install Apache Maven 3.8+ (Debian: apt-get install maven)")
