@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--rejects", type=Path, metavar="FILE", help="also write the bad rows to this CSV")
     rep.add_argument("--no-ground-truth", action="store_true", help="do not record the labels")
 
+    det = sub.add_parser("detect", help="run the Spark streaming detector (Kafka -> alerts in PostgreSQL)",
+                         description="Run the velocity detector: a Spark Structured Streaming query from the "
+                                     "Kafka topic to PostgreSQL (alerts, rejected_transactions, "
+                                     "pipeline_metrics). Resumes from its checkpoint; SIGTERM stops it cleanly.")
+    det.add_argument("--starting-offsets", choices=("earliest", "latest"),
+                     help="where a new checkpoint starts reading (FRAUD_DETECTOR__STARTING_OFFSETS)")
+    det.add_argument("--trigger-interval", type=float, metavar="SECONDS",
+                     help="seconds between micro-batches, 0 = back to back (FRAUD_DETECTOR__TRIGGER_INTERVAL)")
+    det.add_argument("--checkpoint-dir", help="checkpoint path or URL (FRAUD_DETECTOR__CHECKPOINT_DIR)")
+    det.add_argument("--until-drained", action="store_true",
+                     help="process what the topic holds now, then exit (backfills, tests)")
+
     db = sub.add_parser("db", help="database tasks", description="Database tasks.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
     db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
@@ -121,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(generator=_generator_overrides(args))
+        settings = load_settings(generator=_generator_overrides(args), detector=_detector_overrides(args))
     except SettingsError as err:
         print(f"fraud-detection: {err}", file=sys.stderr)
         return 2
@@ -144,9 +156,21 @@ def _generator_overrides(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def _detector_overrides(args: argparse.Namespace) -> dict:
+    names = ("starting_offsets", "trigger_interval", "checkpoint_dir")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _detect(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.detector.job import run_detector
+    from fraud_detection.shutdown import StopFlag
+
+    return run_detector(settings, StopFlag().install(), available_now=args.until_drained)
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.generator.generate import generate
-    from fraud_detection.generator.publish import StopFlag
+    from fraud_detection.shutdown import StopFlag
 
     summary = generate(
         settings, duration_s=args.duration, count=args.count, start_ms=args.start_time,
@@ -157,7 +181,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.generator import replay
-    from fraud_detection.generator.publish import Progress, Publisher, StopFlag, check_topic
+    from fraud_detection.generator.publish import Progress, Publisher, check_topic
+    from fraud_detection.shutdown import StopFlag
     from fraud_detection.storage import postgres
 
     parsed = replay.read_csv(args.file, replay.parse_mapping(args.mapping), time_format=args.time_format,
@@ -215,7 +240,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "db": _db, "create-topic": _create_topic, "run": _run}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "create-topic": _create_topic, "run": _run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ A missing or invalid value fails at start with a message that names the variable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,36 @@ class KafkaSettings(BaseModel):
         return config
 
 
+class RuleSettings(BaseModel):
+    """The velocity rule, shared by the detector and the generator (which sizes attacks and decoys by it)."""
+
+    threshold: int = Field(5, ge=1, le=10_000, description="alert on more than this many transactions")
+    window: int = Field(600, ge=1, le=7 * 86_400, description="seconds of the sliding window")
+
+    @property
+    def window_ms(self) -> int:
+        return self.window * 1000
+
+
+class DetectorSettings(BaseModel):
+    """The Spark Structured Streaming job (``fraud-detection detect``)."""
+
+    master: str = Field("local[2]", min_length=1, description="Spark master; the Spark Operator sets its own")
+    checkpoint_dir: str = Field(".local/checkpoints/detector", min_length=1,
+                                description="state and offsets; a path or a Hadoop URL such as s3a://")
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    trigger_interval: float = Field(0.0, ge=0, le=3600, description="seconds between micro-batches; 0 = back to back")
+    allowed_lateness: int = Field(120, ge=0, le=86_400, description="watermark delay, seconds")
+    max_offsets_per_trigger: int | None = Field(None, ge=1, description="cap on records per micro-batch")
+    shuffle_partitions: int = Field(2, ge=1, le=10_000,
+                                    description="state partitions; frozen once a checkpoint exists")
+    state_store: Literal["hdfs", "rocksdb"] = "hdfs"
+    max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
+    max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
+    fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
+    jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
+
+
 class GeneratorSettings(BaseModel):
     rate: float = Field(1000.0, gt=0, le=1_000_000, description="transactions per second, wall clock")
     population: int = Field(2_000_000, ge=1000, le=200_000_000, description="cards in this replica's space")
@@ -70,6 +100,8 @@ class Settings(BaseSettings):
 
     database_url: SecretStr | None = None
     kafka: KafkaSettings = KafkaSettings()
+    rule: RuleSettings = RuleSettings()
+    detector: DetectorSettings = DetectorSettings()
     generator: GeneratorSettings = GeneratorSettings()
     local: LocalSettings = LocalSettings()
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

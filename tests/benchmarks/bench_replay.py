@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from fraud_detection.generator import replay
-from fraud_detection.generator.publish import Publisher, StopFlag
+from fraud_detection.generator.publish import Publisher
+from fraud_detection.shutdown import StopFlag
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.settings import load_settings
 

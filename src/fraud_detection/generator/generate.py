@@ -8,7 +8,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, StopFlag, check_topic
+from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, check_topic
+from fraud_detection.shutdown import StopFlag
 from fraud_detection.generator.simulate import ATTACK, TrafficModel
 from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.storage import postgres
@@ -59,6 +60,7 @@ def generate(
             seed=g.seed if g.seed is not None else secrets.randbits(63), start_ms=start_ms,
             rate_per_second=g.rate / g.clock_speed, attack_interval_s=g.attack_interval,
             decoy_ratio=g.decoy_ratio, slice_ms=max(1, round(WALL_SLICE_S * g.clock_speed * 1000)),
+            threshold=settings.rule.threshold, window_ms=settings.rule.window_ms,
         )
     except ValueError as err:  # the settings cannot work together, e.g. too few cards for the rate
         raise SettingsError(str(err)) from None

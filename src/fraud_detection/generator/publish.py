@@ -8,9 +8,7 @@ stop (SIGTERM, SIGINT, the end of the run) flushes what is buffered before the r
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -111,27 +109,6 @@ def check_topic(kafka: KafkaSettings, timeout_s: float = 15.0) -> int:
     if topic is None or topic.error is not None:
         raise LookupError(f"topic {kafka.topic!r} does not exist on {kafka.bootstrap_servers}; create it first")
     return len(topic.partitions)
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT so long loops end cleanly, flushing what they buffered."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
-
-    def set(self, *_args) -> None:
-        self._event.set()
-
-    def install(self) -> StopFlag:
-        signal.signal(signal.SIGTERM, self.set)
-        signal.signal(signal.SIGINT, self.set)
-        return self
-
-    def wait(self, seconds: float) -> bool:
-        return self._event.wait(seconds)
 
 
 class Progress:

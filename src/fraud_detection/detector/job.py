@@ -1,0 +1,240 @@
+"""The detector's Spark I/O: Kafka in, the parse and velocity steps, PostgreSQL out, once per batch.
+
+One streaming query: Kafka source -> parse_records -> watermark -> velocity operator -> foreachBatch sink.
+The sink commits each batch in one PostgreSQL transaction keyed by (query id, batch id), so a batch that
+Spark re-runs after a crash changes nothing; the checkpoint holds offsets and per-card state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.errors import StreamingQueryException
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from fraud_detection.detector.parse import parse_records
+from fraud_detection.detector.velocity_state import apply_velocity, build_operator, operator_jars
+from fraud_detection.settings import KafkaSettings, Settings
+from fraud_detection.shutdown import StopFlag
+from fraud_detection.storage import detections, postgres
+
+log = logging.getLogger(__name__)
+
+STATE_STORES = {
+    "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+    "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+}
+
+
+def spark_session(settings: Settings, app_name: str = "fraud-detection-detector") -> SparkSession:
+    d = settings.detector
+    folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
+    jars = ",".join(str(p) for p in operator_jars(folder))
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(d.master)
+        .config("spark.jars", jars)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(d.shuffle_partitions))
+        .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
+        # Alerts are emitted as events arrive; batches without new data would only spin.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def kafka_options(kafka: KafkaSettings) -> dict[str, str]:
+    """Spark Kafka source options for the same brokers and security as the Python clients."""
+    options = {"kafka.bootstrap.servers": kafka.bootstrap_servers, "kafka.security.protocol": kafka.security_protocol}
+    if kafka.sasl_mechanism:
+        options["kafka.sasl.mechanism"] = kafka.sasl_mechanism
+    if kafka.sasl_username and kafka.sasl_password:
+        module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if kafka.sasl_mechanism == "PLAIN"
+                  else "org.apache.kafka.common.security.scram.ScramLoginModule")
+        user = kafka.sasl_username.replace('"', '\\"')
+        secret = kafka.sasl_password.get_secret_value().replace('"', '\\"')
+        options["kafka.sasl.jaas.config"] = f'{module} required username="{user}" password="{secret}";'
+    return options
+
+
+def detector_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The whole transformation, from the topic to the operator's output rows."""
+    d = settings.detector
+    reader = (
+        spark.readStream.format("kafka")
+        .options(**kafka_options(settings.kafka))
+        .option("subscribe", settings.kafka.topic)
+        .option("startingOffsets", d.starting_offsets)
+        .option("failOnDataLoss", str(d.fail_on_data_loss).lower())
+    )
+    if d.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
+    parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
+    watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
+    state_timeout_ms = settings.rule.window_ms + d.allowed_lateness * 1000
+    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, state_timeout_ms)
+
+
+def batch_result(rows) -> detections.BatchResult:
+    """The operator's rows of one batch, sorted into the sink's alerts, merges and rejected records."""
+    result = detections.BatchResult()
+    for r in rows:
+        if r.kind == "alert":
+            result.alerts.append(detections.AlertRow(
+                r.alert_id, r.card_id, r.first_event_time_ms, r.last_event_time_ms, r.txn_count,
+                r.amount_total_cents, r.trigger_transaction_id, r.trigger_kafka_timestamp_ms))
+        elif r.kind == "merged":
+            result.merges[r.alert_id] = r.merged_into
+        elif r.kind == "duplicate":
+            result.duplicates += 1
+        else:  # rejected by parsing, or late
+            result.rejected.append(detections.RejectedRow(
+                r.topic, r.kafka_partition, r.kafka_offset, r.reason, r.detail,
+                None if r.raw_key is None else bytes(r.raw_key),
+                None if r.raw_value is None else bytes(r.raw_value), r.kafka_timestamp_ms))
+    return result
+
+
+class PostgresSink:
+    """foreachBatch: commit each micro-batch once (see storage.detections)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._conn = None
+        self._run_id: str | None = None
+        self._started = threading.Event()
+
+    def started(self, run_id: str) -> None:
+        self._run_id = run_id
+        self._started.set()
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        began = time.monotonic()
+        rows = batch.collect()
+        result = batch_result(rows)
+        self._started.wait()
+        if self._conn is None or self._conn.closed:
+            self._conn = postgres.connect(self._url)
+        outcome = detections.write_batch(self._conn, self._run_id, batch_id, result, datetime.now(timezone.utc))
+        if outcome is None:
+            log.info("event=batch_skipped batch_id=%d reason=already_committed", batch_id)
+            return
+        log.info(
+            "event=batch batch_id=%d alerts_new=%d alerts_updated=%d merged=%d rejected=%d duplicates=%d "
+            "latency_max_ms=%s seconds=%.2f", batch_id, outcome.alerts_new, outcome.alerts_updated,
+            len(result.merges), len(result.rejected), result.duplicates,
+            "-" if outcome.latency_max_ms is None else f"{outcome.latency_max_ms:.0f}", time.monotonic() - began,
+        )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Adds Spark's input row count and batch duration to each batch's pipeline_metrics row."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._conn = None
+        self.run_id: str | None = None  # other queries in the same session are not ours
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's listener API)
+        pass
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = event.progress
+        if str(progress.id) != self.run_id:
+            return
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = postgres.connect(self._url)
+            detections.record_progress(self._conn, str(progress.id), progress.batchId, progress.numInputRows,
+                                       float(progress.durationMs.get("triggerExecution", 0)))
+        except Exception as err:  # a metrics write must not kill the listener thread; the batch is safe
+            log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
+            self._conn = None
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        pass
+
+
+class Detector:
+    """One running detector query with its sink and progress listener."""
+
+    def __init__(self, spark: SparkSession, query: StreamingQuery, sink: PostgresSink,
+                 recorder: ProgressRecorder) -> None:
+        self.spark, self.query, self._sink, self._recorder = spark, query, sink, recorder
+
+    def stop(self) -> None:
+        """Stop the query, let the last progress reach PostgreSQL, release connections."""
+        if self.query.isActive:
+            self.query.stop()
+        _drain_listeners(self.spark)
+        self.spark.streams.removeListener(self._recorder)
+        self._sink.close()
+
+
+def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
+    sink = PostgresSink(database_url)
+    writer = (
+        detector_stream(spark, settings).writeStream.queryName("velocity-detector")
+        .outputMode("update")
+        .option("checkpointLocation", settings.detector.checkpoint_dir)
+        .foreachBatch(sink)
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    elif settings.detector.trigger_interval > 0:
+        writer = writer.trigger(processingTime=f"{settings.detector.trigger_interval} seconds")
+    recorder = ProgressRecorder(database_url)
+    spark.streams.addListener(recorder)
+    query = writer.start()
+    recorder.run_id = str(query.id)
+    sink.started(str(query.id))
+    return Detector(spark, query, sink, recorder)
+
+
+def _drain_listeners(spark: SparkSession, timeout_ms: int = 10_000) -> None:
+    """Let the last progress events reach ProgressRecorder before the Python side goes away."""
+    try:
+        spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(timeout_ms)  # noqa: SLF001 (py4j)
+    except Exception as err:  # only metrics are at stake; never block the shutdown
+        log.warning("event=listener_drain_failed error=%s", err)
+
+
+def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:
+    """Run until stopped (SIGTERM/SIGINT), or with ``available_now`` until the topic is drained."""
+    database_url = settings.require_database_url()
+    if "://" not in settings.detector.checkpoint_dir:
+        Path(settings.detector.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    spark = spark_session(settings)
+    detector = start(spark, settings, database_url, available_now)
+    query = detector.query
+    log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d checkpoint=%s",
+             query.id, settings.kafka.topic, settings.rule.threshold, settings.rule.window,
+             settings.detector.allowed_lateness, settings.detector.checkpoint_dir)
+    try:
+        while query.isActive and not stop:
+            query.awaitTermination(0.5)
+    except StreamingQueryException as err:
+        log.error("event=detector_failed error=%s", str(err).splitlines()[0])
+        return 1
+    finally:
+        detector.stop()
+        spark.stop()
+    log.info("event=detector_stopped run_id=%s", query.id)
+    return 0

@@ -1,0 +1,88 @@
+"""The stateful velocity step: a small JVM operator (src/velocity-operator) that PySpark calls.
+
+Why the JVM: per-card Python inside Spark's stateful operators (applyInPandasWithState,
+transformWithStateInPandas) costs 1-2 ms per card per batch, 50x too slow; the Java operator runs at the
+speed of Spark's own aggregations (see BENCHMARKS.md). Its rule is the Python oracle's, tested against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+# The Maven project beside the Python package in a source checkout; images ship the built jars instead.
+OPERATOR_PROJECT = Path(__file__).resolve().parents[2] / "velocity-operator"
+OPERATOR_JAR = "velocity-operator.jar"
+OPERATOR_CLASS = "io.github.frauddetection.velocity.VelocityOperator"
+
+# The operator's output (a Java bean, so camelCase) renamed to the sink's names.
+OUTPUT = {
+    "kind": "kind", "cardId": "card_id", "alertId": "alert_id", "firstEventTimeMs": "first_event_time_ms",
+    "lastEventTimeMs": "last_event_time_ms", "txnCount": "txn_count", "amountTotalCents": "amount_total_cents",
+    "triggerTransactionId": "trigger_transaction_id", "triggerKafkaTimestampMs": "trigger_kafka_timestamp_ms",
+    "mergedInto": "merged_into", "topic": "topic", "kafkaPartition": "kafka_partition",
+    "kafkaOffset": "kafka_offset", "kafkaTimestampMs": "kafka_timestamp_ms", "reason": "reason",
+    "detail": "detail", "rawKey": "raw_key", "rawValue": "raw_value",
+}
+
+
+class OperatorBuildError(RuntimeError):
+    """The operator jar is missing and cannot be built here; the message says what to do."""
+
+
+def _sources_digest(project: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted([project / "pom.xml", *project.glob("src/main/**/*.java")]):
+        digest.update(path.relative_to(project).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def build_operator(cache_dir: Path, project: Path = OPERATOR_PROJECT) -> Path:
+    """Build the jar with Maven into ``cache_dir`` once per version of its sources; returns the folder."""
+    if not (project / "pom.xml").exists():
+        raise OperatorBuildError(
+            f"no operator sources at {project}: set FRAUD_DETECTOR__JARS_DIR to the folder with {OPERATOR_JAR}"
+        )
+    out = cache_dir.resolve() / f"velocity-operator-{_sources_digest(project)}"
+    if (out / ".complete").exists():
+        return out
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise OperatorBuildError("`mvn` is not on PATH: install Apache Maven 3.8+ (Debian: apt-get install maven)")
+    log.info("event=operator_building dir=%s", out)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(project / "pom.xml"), "package", "-DskipTests",
+         f"-Doperator.build.dir={out}"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise OperatorBuildError(f"Maven could not build the operator:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    (out / ".complete").touch()
+    return out
+
+
+def operator_jars(folder: Path) -> list[Path]:
+    """The operator jar and the Kafka connector jars beside it (``jars/``), checked to exist."""
+    jars = [folder / OPERATOR_JAR, *sorted((folder / "jars").glob("*.jar"))]
+    if not jars[0].exists() or len(jars) == 1:
+        raise OperatorBuildError(f"{folder} lacks {OPERATOR_JAR} and jars/*.jar: build it with `make operator`")
+    return jars
+
+
+def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_timeout_ms: int) -> DataFrame:
+    """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record."""
+    from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
+
+    session = parsed.sparkSession
+    operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
+    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_timeout_ms), session)
+    return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()])

@@ -1,0 +1,141 @@
+"""The detector's writes: one PostgreSQL transaction per micro-batch, exactly once.
+
+The batch's ``pipeline_metrics`` row is the ledger: it is inserted first, in the same transaction as the
+alerts and rejected records, so a batch that Spark replays after a crash finds it and writes nothing
+(``detected_at`` of its alerts stays the first commit's). Alerts are upserts by their deterministic id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from psycopg2.extras import execute_values
+
+from fraud_detection.storage.postgres import utc
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "detector"
+RULE = "velocity"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    alert_id: str
+    card_id: str
+    first_event_time_ms: int
+    last_event_time_ms: int
+    txn_count: int
+    amount_total_cents: int
+    trigger_transaction_id: str
+    trigger_kafka_timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    reason: str
+    detail: str | None
+    raw_key: bytes | None
+    raw_payload: bytes | None
+    kafka_timestamp_ms: int | None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one micro-batch produced; ``merges`` maps a merged-away alert id to the surviving one."""
+
+    alerts: list[AlertRow] = field(default_factory=list)
+    merges: dict[str, str] = field(default_factory=dict)
+    rejected: list[RejectedRow] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    alerts_new: int
+    alerts_updated: int
+    latency_max_ms: float | None
+    latency_mean_ms: float | None
+
+
+def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: datetime) -> BatchOutcome | None:
+    """Commit the batch once; ``None`` when this run already committed it (a replay after a crash)."""
+    late = sum(1 for r in result.rejected if r.reason == "late")
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, rejected_rows, late_rows,"
+            " duplicate_rows, alerts_merged) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING batch_id",
+            (COMPONENT, run_id, batch_id, now, len(result.rejected) - late, late, result.duplicates,
+             len(result.merges)),
+        )
+        if cur.fetchone() is None:
+            return None
+        upserted = _upsert_alerts(cur, result.alerts, now)
+        if result.merges:
+            execute_values(
+                cur,
+                "UPDATE alerts SET merged_into = v.into_id, updated_at = v.at"
+                " FROM (VALUES %s) AS v (alert_id, into_id, at) WHERE alerts.alert_id = v.alert_id",
+                [(merged, into, now) for merged, into in result.merges.items()],
+            )
+        if result.rejected:
+            execute_values(
+                cur,
+                "INSERT INTO rejected_transactions (topic, kafka_partition, kafka_offset, reason, detail, raw_key,"
+                " raw_payload, kafka_timestamp, rejected_at) VALUES %s ON CONFLICT DO NOTHING",
+                [(r.topic, r.kafka_partition, r.kafka_offset, r.reason, r.detail, r.raw_key, r.raw_payload,
+                  None if r.kafka_timestamp_ms is None else utc(r.kafka_timestamp_ms), now)
+                 for r in result.rejected],
+            )
+        latencies = [(now - utc(ts)).total_seconds() * 1000 for inserted, ts in upserted if inserted]
+        outcome = BatchOutcome(
+            alerts_new=len(latencies),
+            alerts_updated=len(upserted) - len(latencies),
+            latency_max_ms=max(latencies) if latencies else None,
+            latency_mean_ms=sum(latencies) / len(latencies) if latencies else None,
+        )
+        cur.execute(
+            "UPDATE pipeline_metrics SET alerts_written = %s, alert_latency_max_ms = %s, alert_latency_mean_ms = %s"
+            " WHERE component = %s AND run_id = %s AND batch_id = %s",
+            (len(upserted), outcome.latency_max_ms, outcome.latency_mean_ms, COMPONENT, run_id, batch_id),
+        )
+    return outcome
+
+
+def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[bool, int]]:
+    """Insert new alerts, update grown ones (keeping detected_at); (inserted?, trigger Kafka ms) each."""
+    if not alerts:
+        return []
+    rows = execute_values(
+        cur,
+        "INSERT INTO alerts (alert_id, rule, card_id, first_event_time, last_event_time, txn_count, amount_total,"
+        " trigger_transaction_id, trigger_kafka_timestamp, detected_at, updated_at) VALUES %s"
+        " ON CONFLICT (alert_id) DO UPDATE SET first_event_time = EXCLUDED.first_event_time,"
+        " last_event_time = EXCLUDED.last_event_time, txn_count = EXCLUDED.txn_count,"
+        " amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at"
+        " RETURNING alert_id, (xmax = 0)",
+        [(a.alert_id, RULE, a.card_id, utc(a.first_event_time_ms), utc(a.last_event_time_ms), a.txn_count,
+          Decimal(a.amount_total_cents) / 100, a.trigger_transaction_id, utc(a.trigger_kafka_timestamp_ms), now, now)
+         for a in alerts],
+        fetch=True,
+    )
+    inserted = dict(rows)
+    return [(inserted[a.alert_id], a.trigger_kafka_timestamp_ms) for a in alerts]
+
+
+def record_progress(conn, run_id: str, batch_id: int, input_rows: int, duration_ms: float) -> None:
+    """Spark's own numbers for a batch (from its progress event), once the batch has finished."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO pipeline_metrics (component, run_id, batch_id, input_rows, batch_duration_ms)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (component, run_id, batch_id)"
+            " DO UPDATE SET input_rows = EXCLUDED.input_rows, batch_duration_ms = EXCLUDED.batch_duration_ms",
+            (COMPONENT, run_id, batch_id, input_rows, duration_ms),
+        )
