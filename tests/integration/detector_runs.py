@@ -1,0 +1,110 @@
+"""Helpers for the detector's integration tests: random card streams, producing, draining, reading alerts."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+
+from fraud_detection.detector.job import start
+from fraud_detection.rules.velocity import Event, detect
+from fraud_detection.storage import postgres
+from fraud_detection.transaction import encode
+
+MINUTE_MS = 60_000
+# Two days ago: event times must not lead the Kafka timestamp (now) by more than a day.
+BASE_MS = (int(time.time()) - 2 * 86_400) * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A record as produced: its card key and payload, in arrival order."""
+
+    card_id: str
+    payload: bytes
+
+
+def card_events(rng: random.Random, card_id: str, start_ms: int) -> list[Event]:
+    """One card's history: quiet stretches and bursts, some straddling 10-minute boundaries, some ties."""
+    events, t = [], start_ms
+    for _ in range(rng.randint(1, 4)):
+        bursty = rng.random() < 0.5
+        for _ in range(rng.randint(1, 12)):
+            t += rng.choice((0, rng.randint(1, 90_000))) if bursty else rng.randint(60_000, 400_000)
+            events.append(Event(card_id, f"{card_id}-{len(events)}", t, rng.randint(1, 500_000)))
+    return events
+
+
+def arrival_order(rng: random.Random, events: list[Event], max_delay_ms: int, duplicate_share: float) -> list[Event]:
+    """Events as delivered: each delayed by up to ``max_delay_ms`` of event time, some delivered twice."""
+    deliveries = [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events]
+    deliveries += [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events if rng.random() < duplicate_share]
+    deliveries.sort(key=lambda d: d[0])
+    return [e for _, e in deliveries]
+
+
+def payload(event: Event) -> bytes:
+    return encode(event.transaction_id, event.card_id, event.amount_cents, "EUR", "m1", "5411", "DE", "pos",
+                  event.event_time_ms)
+
+
+def produce(bootstrap_servers: str, topic: str, records: list[tuple[str | None, bytes]]) -> list[tuple[int, int]]:
+    """Send (key, value) records in order; returns each one's (partition, offset)."""
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5})
+    coordinates: list[tuple[int, int] | None] = [None] * len(records)
+
+    def delivered(index):
+        def report(err, msg):
+            assert err is None, err
+            coordinates[index] = (msg.partition(), msg.offset())
+        return report
+
+    for i, (key, value) in enumerate(records):
+        producer.produce(topic, key=key, value=value, on_delivery=delivered(i))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    return coordinates  # type: ignore[return-value]
+
+
+def produce_events(bootstrap_servers: str, topic: str, events: list[Event]) -> None:
+    produce(bootstrap_servers, topic, [(e.card_id, payload(e)) for e in events])
+
+
+def drain(spark, settings, database_url: str) -> None:
+    """Run the detector until it has processed everything in the topic, then stop it."""
+    detector = start(spark, settings, database_url, available_now=True)
+    try:
+        detector.query.awaitTermination(300)
+        assert not detector.query.isActive, "the detector did not drain the topic in 300 s"
+    finally:
+        detector.stop()
+
+
+def live_alerts(database_url: str) -> list[tuple]:
+    """Alerts not merged away, as (card, first ms, last ms, count, amount cents), sorted."""
+    with postgres.connection(database_url) as conn:
+        rows = postgres.fetch_all(
+            conn,
+            "SELECT card_id, (extract(epoch FROM first_event_time) * 1000)::bigint,"
+            " (extract(epoch FROM last_event_time) * 1000)::bigint, txn_count, (amount_total * 100)::bigint"
+            " FROM alerts WHERE merged_into IS NULL ORDER BY 1, 2",
+        )
+    return [tuple(r) for r in rows]
+
+
+def oracle_alerts(events: list[Event]) -> list[tuple]:
+    return sorted((a.card_id, a.first_event_time_ms, a.last_event_time_ms, a.txn_count, a.amount_total_cents)
+                  for a in detect(events))
+
+
+def metrics_totals(database_url: str) -> dict[str, int]:
+    with postgres.connection(database_url) as conn:
+        (row,) = postgres.fetch_all(
+            conn,
+            "SELECT coalesce(sum(input_rows), 0), coalesce(sum(rejected_rows), 0), coalesce(sum(late_rows), 0),"
+            " coalesce(sum(duplicate_rows), 0), count(*), count(input_rows) FROM pipeline_metrics",
+        )
+    names = ("input_rows", "rejected_rows", "late_rows", "duplicate_rows", "batches", "batches_with_progress")
+    return dict(zip(names, (int(v) for v in row), strict=True))
