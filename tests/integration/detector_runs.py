@@ -50,9 +50,14 @@ def payload(event: Event) -> bytes:
                   event.event_time_ms)
 
 
-def produce(bootstrap_servers: str, topic: str, records: list[tuple[str | None, bytes]]) -> list[tuple[int, int]]:
-    """Send (key, value) records in order; returns each one's (partition, offset)."""
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5})
+def new_producer(bootstrap_servers: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5})
+
+
+def produce(bootstrap_servers: str, topic: str, records: list[tuple[str | None, bytes]],
+            using: Producer | None = None) -> list[tuple[int, int]]:
+    """Send (key, value) records in order and flush; returns each one's (partition, offset)."""
+    producer = using if using is not None else new_producer(bootstrap_servers)
     coordinates: list[tuple[int, int] | None] = [None] * len(records)
 
     def delivered(index):
@@ -68,8 +73,8 @@ def produce(bootstrap_servers: str, topic: str, records: list[tuple[str | None, 
     return coordinates  # type: ignore[return-value]
 
 
-def produce_events(bootstrap_servers: str, topic: str, events: list[Event]) -> None:
-    produce(bootstrap_servers, topic, [(e.card_id, payload(e)) for e in events])
+def produce_events(bootstrap_servers: str, topic: str, events: list[Event], using: Producer | None = None) -> None:
+    produce(bootstrap_servers, topic, [(e.card_id, payload(e)) for e in events], using)
 
 
 def drain(spark, settings, database_url: str) -> None:
