@@ -54,7 +54,7 @@ def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_a
         producer = runs.new_producer(kafka.bootstrap_servers)
         for chunk in chunks:
             runs.produce_events(kafka.bootstrap_servers, topic, chunk, using=producer)
-            time.sleep(0.05)
+            time.sleep(0.1)
         done.set()
 
     detector = _start_detector(env, log_path)
@@ -62,6 +62,7 @@ def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_a
     feeder.start()
     try:
         _wait_for(lambda: _batches(database_url) >= 3, 180, "three committed batches")
+        assert not done.is_set(), "the kill must come mid-stream"
         os.killpg(detector.pid, signal.SIGKILL)
         detector.wait(30)
         killed_after = _batches(database_url)
