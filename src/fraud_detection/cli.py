@@ -124,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole pipeline locally (make run)",
                          description="Start a local Kafka broker and PostgreSQL, migrate, create the topic, "
-                                     "and run the generator with live progress until Ctrl-C.")
+                                     "run the detector and the generator, and show the newest alerts and "
+                                     "detection totals until Ctrl-C.")
     run.add_argument("--rate", type=_positive_float, help="generator transactions per second")
+    run.add_argument("--clock-speed", type=_positive_float, metavar="FACTOR",
+                     help="simulated clock for the generator (default 1 = real time)")
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
     return parser
 

@@ -6,12 +6,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
 
 from fraud_detection.local_stack.kafka import free_port
-from fraud_detection.storage import postgres
+from fraud_detection.storage import postgres, reports
+from tests.integration.conftest import CACHE_DIR
 from tests.integration.kafka_reading import read_topic
 
 CLI = [sys.executable, "-m", "fraud_detection.cli"]
@@ -56,27 +58,40 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
-    """`fraud-detection run` (make run) brings up Kafka, PostgreSQL and live traffic; SIGINT ends it all."""
+def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_path, database_url):
+    """`fraud-detection run` (make run): generator -> Kafka -> Spark detector -> PostgreSQL, then SIGINT ends it all."""
     port = free_port()
     env = {**os.environ, "FRAUD_LOCAL__DIR": str(tmp_path / "local"), "FRAUD_LOCAL__KAFKA_PORT": str(port),
-           "FRAUD_LOCAL__CACHE_DIR": os.environ.get("FRAUD_TEST_CACHE_DIR", ".cache")}
-    process = subprocess.Popen([*CLI, "run", "--rate", "500"], env=env, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    lines, deadline = [], time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        lines.append(line)
-        if "event=progress" in line and "sent" in line:
-            break
-    else:
-        process.kill()
-        raise AssertionError("no live progress within 120 s:\n" + "".join(lines[-30:]))
-    descendants = psutil.Process(process.pid).children(recursive=True)
-    assert _listening(port)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-    _, rest = process.communicate(timeout=90)
-    assert process.returncode == 0, "".join(lines[-20:]) + rest
-    assert "event=generator_stop" in rest and "failed=0" in rest
+           "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DATABASE_URL": database_url,
+           "FRAUD_GENERATOR__SEED": "5"}
+    process = subprocess.Popen([*CLI, "run", "--rate", "2000", "--clock-speed", "20"], env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline, seen = time.monotonic() + 240, None
+        while time.monotonic() < deadline and process.poll() is None:
+            with postgres.connection(database_url) as conn:
+                seen = reports.totals(conn)
+            if seen.attacks >= 5 and seen.attacks_detected == seen.attacks and seen.decoys > 0:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"attacks not all detected in time: {seen}\n" + "".join(output[-40:]))
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        assert _listening(port)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        process.wait(timeout=120)
+        reader.join(10)
+    log = "".join(output)
+    assert process.returncode == 0, log[-3000:]
+    with postgres.connection(database_url) as conn:
+        final = reports.totals(conn)
+    assert final.decoys_alerted == 0, final
+    assert "event=generator_stop" in log and "failed=0" in log
+    assert "event=detector_stopped" in log
+    assert "event=live attacks=" in log, "the live view reports while running"
     assert not _listening(port)
     assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

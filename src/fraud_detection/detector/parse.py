@@ -48,56 +48,50 @@ def _fields_where(condition) -> Column:
     return F.concat_ws(",", *[F.when(condition(name), F.lit(name)) for name in FIELDS])
 
 
+def _verdict(reason: str, detail: Column) -> Column:
+    return F.struct(F.lit(reason).alias("reason"), detail.cast("string").alias("detail"))
+
+
 def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) -> DataFrame:
     """Kafka source rows (key, value, topic, partition, offset, timestamp) to the operator's input."""
     text = F.col("value").cast("string")
-    raw = F.from_json(text, RAW_MAP)
-    record = F.from_json(text, RECORD_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
     rows = kafka.select(
         F.col("key").alias("raw_key"), F.col("value").alias("raw_value"), "topic",
         F.col("partition").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
         F.unix_millis(F.col("timestamp")).alias("kafka_timestamp_ms"),
-        raw.alias("raw"), record.alias("record"),
+        F.from_json(text, RECORD_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"})
+        .alias("record"),
     )
-    raw_col, rec = F.col("raw"), F.col("record")
+    rec = F.col("record")
     amount = rec["amount"]
     event_time = F.try_to_timestamp(rec["event_time"], F.lit(EVENT_TIME_FORMAT))
+    # Only records that fail the typed parse are parsed again as a plain map, to say what is wrong.
+    raw = F.from_json(F.col("raw_value").cast("string"), RAW_MAP)
+    missing = _fields_where(lambda name: raw[name].isNull())
+    badly_typed = _fields_where(lambda name: rec[name].isNull())
 
     is_oversized = F.length(F.col("raw_value")) > max_record_bytes
-    is_not_json_object = raw_col.isNull()
-    missing = _fields_where(lambda name: raw_col[name].isNull())
-    has_missing = missing != ""
-    badly_typed = _fields_where(lambda name: rec[name].isNull())
-    has_bad_type = rec["_corrupt"].isNotNull() | (badly_typed != "")
+    is_complete = rec["_corrupt"].isNull() & F.greatest(*[rec[name].isNull() for name in FIELDS]).eqNullSafe(False)
     is_non_finite = F.isnan(amount) | (F.abs(amount) == float("inf"))
     cents = amount * 100
     has_sub_cent_or_huge = (F.abs(cents - F.round(cents)) > 1e-6) | (amount > MAX_AMOUNT)
     is_future = F.unix_millis(event_time) > F.col("kafka_timestamp_ms") + max_future_s * 1000
 
-    reason = (
-        F.when(is_oversized, F.lit(OVERSIZED))
-        .when(is_not_json_object, F.lit(INVALID_JSON))
-        .when(has_missing, F.lit(MISSING_FIELD))
-        .when(has_bad_type, F.lit(BAD_TYPE))
-        .when(is_non_finite, F.lit(NON_FINITE_AMOUNT))
-        .when(amount <= 0, F.lit(NON_POSITIVE_AMOUNT))
-        .when(has_sub_cent_or_huge, F.lit(BAD_AMOUNT))
-        .when(event_time.isNull(), F.lit(BAD_EVENT_TIME))
-        .when(is_future, F.lit(FUTURE_EVENT_TIME))
-        .when(rec["schema_version"] != SCHEMA_VERSION, F.lit(UNSUPPORTED_SCHEMA_VERSION))
+    verdict = (
+        F.when(is_oversized, _verdict(OVERSIZED, F.format_string(f"%d bytes > {max_record_bytes}",
+                                                                F.length(F.col("raw_value")))))
+        .when(~is_complete, F.when(raw.isNull(), _verdict(INVALID_JSON, F.lit("not a JSON object")))
+              .when(missing != "", _verdict(MISSING_FIELD, missing))
+              .otherwise(_verdict(BAD_TYPE, badly_typed)))
+        .when(is_non_finite, _verdict(NON_FINITE_AMOUNT, amount))
+        .when(amount <= 0, _verdict(NON_POSITIVE_AMOUNT, amount))
+        .when(has_sub_cent_or_huge, _verdict(BAD_AMOUNT, amount))
+        .when(event_time.isNull(), _verdict(BAD_EVENT_TIME, rec["event_time"]))
+        .when(is_future, _verdict(FUTURE_EVENT_TIME, rec["event_time"]))
+        .when(rec["schema_version"] != SCHEMA_VERSION, _verdict(UNSUPPORTED_SCHEMA_VERSION, rec["schema_version"]))
     )
-    detail = (
-        F.when(is_oversized, F.format_string(f"%d bytes > {max_record_bytes}", F.length(F.col("raw_value"))))
-        .when(is_not_json_object, F.lit("not a JSON object"))
-        .when(has_missing, missing)
-        .when(has_bad_type, badly_typed)
-        .when(is_non_finite | (amount <= 0) | has_sub_cent_or_huge, amount.cast("string"))
-        .when(event_time.isNull(), rec["event_time"])
-        .when(is_future, rec["event_time"])
-        .when(rec["schema_version"] != SCHEMA_VERSION, rec["schema_version"].cast("string"))
-    )
-    checked = rows.select("*", reason.alias("reason"), detail.alias("detail"), event_time.alias("parsed_time"))
-    is_valid = F.col("reason").isNull()
+    checked = rows.select("*", verdict.alias("verdict"), event_time.alias("parsed_time"))
+    is_valid = F.col("verdict").isNull()
     return checked.select(
         F.when(is_valid, rec["card_id"]).alias("card_id"),
         rec["transaction_id"].alias("transaction_id"),
@@ -105,5 +99,5 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
         F.when(is_valid, F.unix_millis(F.col("parsed_time"))).alias("event_time_ms"),
         F.when(is_valid, F.round(amount * 100).cast("long")).alias("amount_cents"),
         "kafka_timestamp_ms", "topic", "kafka_partition", "kafka_offset", "raw_key", "raw_value",
-        "reason", F.substring(F.col("detail"), 1, 500).alias("detail"),
+        F.col("verdict.reason").alias("reason"), F.substring(F.col("verdict.detail"), 1, 500).alias("detail"),
     )

@@ -1,8 +1,9 @@
 """``make run``: the whole pipeline on this machine, stopped cleanly by Ctrl-C.
 
-Kafka and PostgreSQL run as children of this process; the pipeline's components run as their own
-``fraud-detection`` processes, exactly as they run in containers, configured by the environment.
-Ctrl-C (or SIGTERM) stops the components first, so producers flush, then Kafka and PostgreSQL.
+Kafka and PostgreSQL run as children of this process; the pipeline's components (detector, generator)
+run as their own ``fraud-detection`` processes, exactly as they run in containers, configured by the
+environment. This process shows the live view. Ctrl-C (or SIGTERM) stops the components first, so
+producers flush and the detector commits, then Kafka and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
+from pathlib import Path
 
 from fraud_detection.local_stack.kafka import LocalKafka
+from fraud_detection.live_view import LiveView
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import Settings
 from fraud_detection.storage import postgres
@@ -31,9 +34,27 @@ def component_env(settings: Settings, bootstrap_servers: str, database_url: str)
         **os.environ,
         "FRAUD_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
         "FRAUD_DATABASE_URL": database_url,
-        "FRAUD_GENERATOR__RATE": str(settings.generator.rate),
+        **_group_env("GENERATOR", settings.generator.model_dump()),
+        **_group_env("RULE", settings.rule.model_dump()),
+        "FRAUD_DETECTOR__CHECKPOINT_DIR": str(settings.local.dir / "checkpoints" / "detector"),
+        "FRAUD_LOCAL__CACHE_DIR": str(settings.local.cache_dir),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def _group_env(group: str, values: dict) -> dict[str, str]:
+    """Settings this process resolved (environment and flags) handed on to the components."""
+    return {f"FRAUD_{group}__{key.upper()}": str(value) for key, value in values.items() if value is not None}
+
+
+def _start(name: str, env: dict[str, str], log_dir: Path | None) -> subprocess.Popen:
+    """A component process; its output goes to ``log_dir/<name>.log`` while the live view owns the screen."""
+    command = [sys.executable, "-m", "fraud_detection.cli", name]
+    if log_dir is None:
+        return subprocess.Popen(command, env=env)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{name}.log", "ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
 
 
 def run_local(settings: Settings, duration_s: float | None = None) -> int:
@@ -49,16 +70,18 @@ def run_local(settings: Settings, duration_s: float | None = None) -> int:
         postgres.migrate(database_url)
         kafka.create_topic(settings.kafka.topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)
-        components = {
-            "generator": subprocess.Popen([sys.executable, "-m", "fraud_detection.cli", "generate"], env=env),
-        }
-        log.info("event=pipeline_running kafka=%s components=%s (Ctrl-C stops everything)",
-                 kafka.bootstrap_servers, ",".join(components))
-        return _supervise(components, duration_s)
+        view = services.enter_context(closing(LiveView(database_url)))
+        log_dir = local.dir / "logs" if view.on_terminal else None
+        # The detector first: it reads from the earliest offset, so nothing sent meanwhile is missed.
+        components = {name: _start(name, env, log_dir) for name in ("detect", "generate")}
+        log.info("event=pipeline_running kafka=%s components=%s logs=%s (Ctrl-C stops everything)",
+                 kafka.bootstrap_servers, ",".join(components), log_dir or "stderr")
+        return _supervise(components, duration_s, view.refresh)
     return 0
 
 
-def _supervise(components: dict[str, subprocess.Popen], duration_s: float | None) -> int:
+
+def _supervise(components: dict[str, subprocess.Popen], duration_s: float | None, tick=lambda: None) -> int:
     """Wait until a component exits, the duration passes, or Ctrl-C/SIGTERM; then stop them all."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -70,6 +93,7 @@ def _supervise(components: dict[str, subprocess.Popen], duration_s: float | None
                     failed = name
                     log.error("event=component_exited component=%s code=%s", name, process.returncode)
                     break
+            tick()
             time.sleep(0.2)
     except KeyboardInterrupt:
         log.info("event=stopping reason=interrupt")

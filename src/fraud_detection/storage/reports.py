@@ -1,0 +1,60 @@
+"""Read-only queries over what the pipeline stored: the terminal's live view and detection quality.
+
+An injected attack counts as detected when a live (not merged) alert of the same card overlaps its
+event-time span; a decoy that gets such an alert is a false alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecentAlert:
+    card_id: str
+    txn_count: int
+    first_event_time: datetime
+    last_event_time: datetime
+    latency_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    attacks: int
+    attacks_detected: int
+    decoys: int
+    decoys_alerted: int
+    alerts: int
+    rejected: int
+
+
+_DETECTED = (
+    "EXISTS (SELECT 1 FROM alerts a WHERE a.card_id = i.card_id AND a.merged_into IS NULL"
+    " AND a.first_event_time <= i.last_event_time AND a.last_event_time >= i.first_event_time)"
+)
+
+
+def totals(conn) -> Totals:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE kind IN ('attack', 'labelled_fraud')),"
+            f" count(*) FILTER (WHERE kind IN ('attack', 'labelled_fraud') AND {_DETECTED}),"
+            " count(*) FILTER (WHERE kind LIKE 'decoy%%'),"
+            f" count(*) FILTER (WHERE kind LIKE 'decoy%%' AND {_DETECTED}),"
+            " (SELECT count(*) FROM alerts WHERE merged_into IS NULL),"
+            " (SELECT count(*) FROM rejected_transactions)"
+            " FROM injected_attacks i"
+        )
+        return Totals(*cur.fetchone())
+
+
+def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT card_id, txn_count, first_event_time, last_event_time,"
+            " extract(epoch FROM detected_at - trigger_kafka_timestamp) * 1000"
+            " FROM alerts WHERE merged_into IS NULL ORDER BY detected_at DESC, alert_id LIMIT %s",
+            (limit,),
+        )
+        return [RecentAlert(*row) for row in cur.fetchall()]

@@ -1,0 +1,219 @@
+"""Detector throughput and recall against the naive tumbling-window query (``make bench-detector``).
+
+Same data, same session, same broker: a seeded TrafficModel stream (attacks, decoys) is produced once,
+then each query drains it with Trigger.AvailableNow at a fixed batch size. Throughput is rows over the
+sum of Spark's trigger times (start-up excluded). Then a live run: the generator at a fixed offered rate
+while the detector runs, reporting alert latency (Kafka timestamp of the triggering transaction to alert
+row committed) and whether consumer lag grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from fraud_detection.detector import job
+from fraud_detection.detector.parse import parse_records
+from fraud_detection.generator.publish import Publisher
+from fraud_detection.generator.simulate import ATTACK, TrafficModel
+from fraud_detection.local_stack.kafka import LocalKafka, free_port
+from fraud_detection.local_stack.postgres import LocalPostgres
+from fraud_detection.settings import load_settings
+from fraud_detection.storage import postgres, reports
+from tests.benchmarks.bench_generator import _cpu
+
+REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger("bench")
+
+
+def produce_dataset(kafka, topic: str, rows: int, cards: int, seed: int) -> list:
+    """A seeded stream of about ``rows`` transactions; returns the attack episodes injected."""
+    model = TrafficModel(card_space="b", population=cards, seed=seed, start_ms=int(time.time() * 1000) - 86_400_000,
+                         rate_per_second=cards / 700, attack_interval_s=50, decoy_ratio=0.5, slice_ms=1000)
+    settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic})
+    publisher = Publisher(settings.kafka)
+    sent, episodes = 0, []
+    while sent < rows:
+        batch = model.next_slice()
+        sent += publisher.send_rows(batch.rows())
+        episodes += batch.finished_episodes
+    episodes += model.cut_open_episodes(model.cursor_ms)
+    publisher.close()
+    return [e for e in episodes if e.kind == ATTACK]
+
+
+def naive_query(spark, settings):
+    """The seed's design: 10-minute tumbling windows per card, count > threshold."""
+    kafka = (spark.readStream.format("kafka").options(**job.kafka_options(settings.kafka))
+             .option("subscribe", settings.kafka.topic).option("startingOffsets", "earliest")
+             .option("maxOffsetsPerTrigger", settings.detector.max_offsets_per_trigger).load())
+    parsed = parse_records(kafka, 4096, 86_400).where(F.col("reason").isNull())
+    counts = (parsed.withWatermark("event_time", "2 minutes")
+              .groupBy(F.window("event_time", "10 minutes"), F.col("card_id")).count()
+              .where(F.col("count") > settings.rule.threshold))
+    return counts.select("card_id", F.col("window.start").alias("start"), F.col("window.end").alias("end"))
+
+
+def drain_naive(spark, settings, checkpoint: Path):
+    found = {}
+
+    def collect(batch, _batch_id):
+        for r in batch.collect():
+            found[(r.card_id, r.start)] = (r.start, r.end)
+
+    query = (naive_query(spark, settings).writeStream.outputMode("update").trigger(availableNow=True)
+             .option("checkpointLocation", str(checkpoint)).foreachBatch(collect).start())
+    query.awaitTermination()
+    return query.recentProgress, found
+
+
+def drain_exact(spark, settings, url):
+    detector = job.start(spark, settings, url, available_now=True)
+    detector.query.awaitTermination()
+    progress = detector.query.recentProgress
+    detector.stop()
+    return progress
+
+
+def throughput(progress) -> tuple[float, float, float, int]:
+    batches = [p for p in progress if p.numInputRows > 0]
+    seconds = [p.durationMs["triggerExecution"] / 1000 for p in batches]
+    rows = sum(p.numInputRows for p in batches)
+    p90 = sorted(seconds)[int(0.9 * (len(seconds) - 1))]
+    return rows / sum(seconds), statistics.median(seconds), p90, rows
+
+
+def naive_recall(attacks, found) -> int:
+    by_card = {}
+    for card, (start, end) in found.items():
+        by_card.setdefault(card[0], []).append((start.timestamp() * 1000, end.timestamp() * 1000))
+    return sum(1 for a in attacks if any(s <= a.last_event_time_ms and e > a.first_event_time_ms
+                                         for s, e in by_card.get(a.card_id, [])))
+
+
+def live_run(kafka, url, tmp: Path, rate: float, seconds: float) -> dict:
+    """Generator at ``rate`` tx/s for ``seconds`` with the detector running; latency and lag."""
+    topic = f"live-{int(rate)}"
+    kafka.create_topic(topic, 6)
+    with postgres.connection(url) as conn, conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE alerts, pipeline_metrics, rejected_transactions, injected_attacks")
+    env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
+           "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-live-{int(rate)}"),
+           "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
+           "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
+           "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3"}
+    cli = [sys.executable, "-m", "fraud_detection.cli"]
+    with open(tmp / f"live-{int(rate)}.log", "w") as out:
+        detector = subprocess.Popen([*cli, "detect"], env=env, stdout=out, stderr=out)
+        _wait(lambda: "event=detector_started" in (tmp / f"live-{int(rate)}.log").read_text(), 120)
+        time.sleep(5)
+        generator = subprocess.run([*cli, "generate", "--duration", str(seconds)], env=env, stdout=out, stderr=out)
+        lags = []
+        for _ in range(30):  # the lag after the generator stops tells whether the detector kept up
+            lags.append(_lag(url, kafka, topic))
+            if lags[-1] == 0:
+                break
+            time.sleep(1)
+        detector.terminate()
+        detector.wait(60)
+    with postgres.connection(url) as conn:
+        latencies = sorted(r[0] for r in postgres.fetch_all(
+            conn, "SELECT extract(epoch FROM detected_at - trigger_kafka_timestamp) * 1000 FROM alerts"))
+        totals = reports.totals(conn)
+        batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
+    return {"rate": rate, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
+            "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
+            "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,
+            "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0}
+
+
+def _lag(url, kafka, topic) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": "bench-lag"})
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    end = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions)
+    consumer.close()
+    with postgres.connection(url) as conn:
+        done = postgres.fetch_all(conn, "SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics")[0][0]
+    return int(end - done)
+
+
+def _wait(condition, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the detector did not start")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--cards", type=int, default=50_000)
+    parser.add_argument("--batch-sizes", default="33000,500000")
+    parser.add_argument("--live-rates", default="5000,20000")
+    parser.add_argument("--live-seconds", type=float, default=60)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("fraud_detection", "py4j", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    results, live = [], []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
+            kafka.create_topic("bench", 6)
+            attacks = produce_dataset(kafka, "bench", args.rows, args.cards, seed=11)
+            log.info("produced %d rows, %d attacks", args.rows, len(attacks))
+            base = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": "bench"},
+                                 local={"cache_dir": REPO / ".cache"})
+            spark = job.spark_session(base, "bench-detector")
+            spark.sparkContext.setLogLevel("ERROR")
+            for size in (int(s) for s in args.batch_sizes.split(",")):
+                settings = load_settings(kafka=base.kafka.model_dump(), local={"cache_dir": REPO / ".cache"},
+                                         detector={"max_offsets_per_trigger": size,
+                                                   "checkpoint_dir": str(tmp / f"exact-{size}")})
+                progress, found = drain_naive(spark, settings, tmp / f"naive-{size}")
+                results.append(("naive tumbling", size, *throughput(progress), naive_recall(attacks, found)))
+                log.info("%s", results[-1])
+                url = pg.create_database(f"bench_{size}")
+                postgres.migrate(url)
+                progress = drain_exact(spark, settings, url)
+                with postgres.connection(url) as conn:
+                    detected = reports.totals(conn)
+                    caught = postgres.fetch_all(conn, "SELECT count(*) FROM alerts WHERE merged_into IS NULL")[0][0]
+                results.append(("exact (velocity operator)", size, *throughput(progress), f"{caught} alerts"))
+                log.info("%s", results[-1])
+            spark.stop()
+            url = pg.create_database("bench_live")
+            postgres.migrate(url)
+            for rate in (float(r) for r in args.live_rates.split(",")):
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds))
+                log.info("%s", live[-1])
+    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
+          f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
+    print("| query | rows per batch | rows/s | median batch s | p90 batch s | rows | attacks caught |")
+    print("|---|---|---|---|---|---|---|")
+    for name, size, rate, median, p90, rows, caught in results:
+        print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
+    print("\n| offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in live:
+        print(f"| {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
+              f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
+
+
+if __name__ == "__main__":
+    main()
