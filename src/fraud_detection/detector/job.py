@@ -45,6 +45,9 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
         # Alerts are emitted as events arrive; batches without new data would only spin.
         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        # The admin-client offset reader (default since Spark 3.1) hung here for minutes in describeTopics
+        # against a KRaft broker (kafka-clients 3.9 with broker 4.x); the consumer-based reader does not.
+        .config("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "true")
         .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
         .config("spark.ui.showConsoleProgress", "false")
     )
@@ -81,8 +84,7 @@ def detector_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
     parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
-    state_timeout_ms = settings.rule.window_ms + d.allowed_lateness * 1000
-    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, state_timeout_ms)
+    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets)
 
 
 def batch_result(rows) -> detections.BatchResult:

@@ -78,11 +78,11 @@ def operator_jars(folder: Path) -> list[Path]:
     return jars
 
 
-def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_timeout_ms: int) -> DataFrame:
+def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int) -> DataFrame:
     """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record."""
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
     session = parsed.sparkSession
     operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
-    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_timeout_ms), session)
+    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_buckets), session)
     return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()])

@@ -1,9 +1,11 @@
 package io.github.frauddetection.velocity;
 
 import java.util.ArrayList;
-import java.util.Collections;
+import java.util.HashMap;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.spark.api.java.function.FlatMapGroupsWithStateFunction;
 import org.apache.spark.api.java.function.MapFunction;
 import org.apache.spark.sql.Dataset;
@@ -19,16 +21,18 @@ import org.apache.spark.sql.types.StructType;
  *
  * <p>Input: the parsed records, one row per Kafka record, with a watermark on {@code event_time}. Rows that
  * parsing rejected have a null {@code card_id} and a {@code reason}; they are grouped apart and passed
- * through. Output: {@link DetectorOutput} rows. Per-card state is a {@link CardState} that Spark
- * checkpoints; it is dropped once nothing in it can matter, and at the latest {@code stateTimeoutMs} of
- * processing time after the card was last seen.
+ * through. Output: {@link DetectorOutput} rows.
  *
- * <p>Why a processing-time timeout: with an event-time timeout Spark silently drops rows behind the
- * watermark before the function sees them, and the detector must store them as rejected.
+ * <p>State is kept per bucket of cards (card id hash modulo {@code buckets}), not per card, and without
+ * Spark timeouts. Why: a timeout makes Spark read and decode every state row in every micro-batch (cost
+ * grows with all cards seen in the last window, seconds per batch at millions), and an event-time timeout
+ * would also drop late rows unseen, which the detector must store as rejected. Instead, whenever a bucket
+ * gets a transaction, all its cards are pruned; with many buckets a batch touches few cards beyond its own,
+ * and every bucket is visited often enough that stale cards leave soon after window + lateness.
  */
 public final class VelocityOperator {
-  /** The group of records that failed parsing; no card id is empty (the schema requires one). */
-  static final String REJECTED_GROUP = "";
+  /** The group of records that failed parsing. */
+  static final int REJECTED_GROUP = -1;
 
   static final String[] INPUT_COLUMNS = {
     "card_id", "transaction_id", "event_time_ms", "amount_cents", "kafka_timestamp_ms", "topic",
@@ -37,71 +41,79 @@ public final class VelocityOperator {
 
   private VelocityOperator() {}
 
-  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, long stateTimeoutMs) {
+  /** The state bucket of a card; stable across JVMs (String.hashCode is specified). */
+  static int bucketOf(String cardId, int buckets) {
+    return Math.floorMod(cardId.hashCode(), buckets);
+  }
+
+  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, int buckets) {
+    if (buckets < 1) {
+      throw new IllegalArgumentException("buckets must be positive");
+    }
     StructType schema = parsed.schema();
     int[] columns = new int[INPUT_COLUMNS.length];
     for (int i = 0; i < columns.length; i++) {
       columns[i] = schema.fieldIndex(INPUT_COLUMNS[i]);
     }
     int cardColumn = columns[0];
-    MapFunction<Row, String> key = row -> row.isNullAt(cardColumn) ? REJECTED_GROUP : row.getString(cardColumn);
+    MapFunction<Row, Integer> key =
+        row -> row.isNullAt(cardColumn) ? REJECTED_GROUP : bucketOf(row.getString(cardColumn), buckets);
     return parsed
-        .groupByKey(key, Encoders.STRING())
+        .groupByKey(key, Encoders.INT())
         .flatMapGroupsWithState(
-            new Step(columns, threshold, windowMs, stateTimeoutMs),
+            new Step(columns, threshold, windowMs, buckets),
             OutputMode.Update(),
-            Encoders.bean(CardState.class),
+            Encoders.bean(BucketState.class),
             Encoders.bean(DetectorOutput.class),
-            GroupStateTimeout.ProcessingTimeTimeout())
+            GroupStateTimeout.NoTimeout())
         .toDF();
   }
 
-  static final class Step implements FlatMapGroupsWithStateFunction<String, Row, CardState, DetectorOutput> {
+  static final class Step implements FlatMapGroupsWithStateFunction<Integer, Row, BucketState, DetectorOutput> {
     private static final long serialVersionUID = 1L;
     private final int[] c;
     private final int threshold;
     private final long windowMs;
-    private final long stateTimeoutMs;
+    private final int buckets;
 
-    Step(int[] columns, int threshold, long windowMs, long stateTimeoutMs) {
+    Step(int[] columns, int threshold, long windowMs, int buckets) {
       this.c = columns;
       this.threshold = threshold;
       this.windowMs = windowMs;
-      this.stateTimeoutMs = stateTimeoutMs;
+      this.buckets = buckets;
     }
 
     @Override
-    public Iterator<DetectorOutput> call(String cardId, Iterator<Row> rows, GroupState<CardState> state) {
+    public Iterator<DetectorOutput> call(Integer bucket, Iterator<Row> rows, GroupState<BucketState> state) {
+      List<DetectorOutput> out = new ArrayList<>();
+      if (bucket == REJECTED_GROUP) {
+        rows.forEachRemaining(row -> out.add(rejectedRow(row)));
+        return out.iterator();
+      }
       long watermarkMs = state.getCurrentWatermarkMs();
-      if (state.hasTimedOut()) {
-        VelocityWindow window = VelocityWindow.load(cardId, state.get(), threshold, windowMs);
-        window.prune(watermarkMs);
-        save(window, state);
-        return Collections.emptyIterator();
+      Map<String, VelocityWindow> cards = new HashMap<>();
+      if (state.exists()) {
+        if (state.get().getBuckets() != buckets) {
+          throw new IllegalStateException("the checkpoint's state was built with " + state.get().getBuckets()
+              + " buckets, not " + buckets + ": keep FRAUD_DETECTOR__STATE_BUCKETS, or start a new checkpoint");
+        }
+        cards = VelocityWindow.loadBucket(state.get(), threshold, windowMs);
       }
-      if (cardId.equals(REJECTED_GROUP)) {
-        List<DetectorOutput> rejected = new ArrayList<>();
-        rows.forEachRemaining(row -> rejected.add(rejectedRow(row)));
-        return rejected.iterator();
+      Map<String, List<Txn>> batch = new LinkedHashMap<>();
+      rows.forEachRemaining(row -> batch.computeIfAbsent(row.getString(c[0]), k -> new ArrayList<>()).add(txn(row)));
+      for (Map.Entry<String, List<Txn>> card : batch.entrySet()) {
+        VelocityWindow window = cards.computeIfAbsent(
+            card.getKey(), id -> new VelocityWindow(id, threshold, windowMs));
+        out.addAll(window.add(card.getValue(), watermarkMs));
       }
-      List<Txn> batch = new ArrayList<>();
-      rows.forEachRemaining(row -> batch.add(txn(row)));
-      VelocityWindow window = state.exists()
-          ? VelocityWindow.load(cardId, state.get(), threshold, windowMs)
-          : new VelocityWindow(cardId, threshold, windowMs);
-      List<DetectorOutput> out = window.add(batch, watermarkMs);
-      window.prune(watermarkMs);
-      save(window, state);
-      return out.iterator();
-    }
-
-    private void save(VelocityWindow window, GroupState<CardState> state) {
-      if (window.isEmpty()) {
+      cards.values().forEach(w -> w.prune(watermarkMs));
+      cards.values().removeIf(VelocityWindow::isEmpty);
+      if (cards.isEmpty()) {
         state.remove();
       } else {
-        state.update(window.save());
-        state.setTimeoutDuration(stateTimeoutMs);
+        state.update(VelocityWindow.saveBucket(cards.values(), buckets));
       }
+      return out.iterator();
     }
 
     private Txn txn(Row r) {

@@ -2,9 +2,12 @@ package io.github.frauddetection.velocity;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 
@@ -80,61 +83,73 @@ final class VelocityWindow {
     return UUID.nameUUIDFromBytes(name).toString();
   }
 
-  static VelocityWindow load(String cardId, CardState s, int threshold, long windowMs) {
-    VelocityWindow w = new VelocityWindow(cardId, threshold, windowMs);
-    long[] times = s.getEventTimes();
-    for (int i = 0; i < times.length; i++) {
-      Entry e = new Entry(times[i], s.getTransactionIds()[i], s.getAmountsCents()[i], s.getKafkaTimestamps()[i]);
+  /** Every card in a bucket's state, by card id. */
+  static Map<String, VelocityWindow> loadBucket(BucketState s, int threshold, long windowMs) {
+    Map<String, VelocityWindow> cards = new HashMap<>();
+    String[] eventCards = s.getEventCardIds();
+    for (int i = 0; i < eventCards.length; i++) {
+      Entry e = new Entry(s.getEventTimes()[i], s.getTransactionIds()[i], s.getAmountsCents()[i],
+          s.getKafkaTimestamps()[i]);
       e.triggered = s.getTriggered()[i];
       e.burstAlertId = s.getBurstAlertIds()[i];
-      w.entries.add(e);
+      cards.computeIfAbsent(eventCards[i], id -> new VelocityWindow(id, threshold, windowMs)).entries.add(e);
     }
-    String[] ids = s.getAlertIds();
-    for (int i = 0; i < ids.length; i++) {
-      AlertInfo a = new AlertInfo(ids[i], s.getAlertTriggerIds()[i], s.getAlertTriggerKafkaTimestamps()[i]);
+    String[] alertCards = s.getAlertCardIds();
+    for (int i = 0; i < alertCards.length; i++) {
+      AlertInfo a = new AlertInfo(s.getAlertIds()[i], s.getAlertTriggerIds()[i], s.getAlertTriggerKafkaTimestamps()[i]);
       a.first = s.getAlertFirstEventTimes()[i];
       a.last = s.getAlertLastEventTimes()[i];
       a.count = s.getAlertTxnCounts()[i];
       a.amount = s.getAlertAmountsCents()[i];
-      w.alerts.add(a);
+      cards.computeIfAbsent(alertCards[i], id -> new VelocityWindow(id, threshold, windowMs)).alerts.add(a);
     }
-    return w;
+    return cards;
   }
 
-  CardState save() {
-    int n = entries.size();
-    CardState s = new CardState();
-    long[] times = new long[n], amounts = new long[n], kafkaTs = new long[n];
-    String[] txIds = new String[n], burstIds = new String[n];
-    boolean[] triggered = new boolean[n];
-    for (int i = 0; i < n; i++) {
-      Entry e = entries.get(i);
-      times[i] = e.eventTime;
-      txIds[i] = e.transactionId;
-      amounts[i] = e.amountCents;
-      kafkaTs[i] = e.kafkaTimestamp;
-      triggered[i] = e.triggered;
-      burstIds[i] = e.burstAlertId;
+  /** One bucket's state from its cards (each card's rows contiguous, in their order). */
+  static BucketState saveBucket(Collection<VelocityWindow> cards, int buckets) {
+    int n = 0, m = 0;
+    for (VelocityWindow w : cards) {
+      n += w.entries.size();
+      m += w.alerts.size();
     }
+    long[] times = new long[n], amounts = new long[n], kafkaTs = new long[n];
+    String[] eventCards = new String[n], txIds = new String[n], burstIds = new String[n];
+    boolean[] triggered = new boolean[n];
+    String[] alertCards = new String[m], ids = new String[m], triggerIds = new String[m];
+    long[] triggerTs = new long[m], first = new long[m], last = new long[m], count = new long[m], amount = new long[m];
+    int i = 0, k = 0;
+    for (VelocityWindow w : cards) {
+      for (Entry e : w.entries) {
+        eventCards[i] = w.cardId;
+        times[i] = e.eventTime;
+        txIds[i] = e.transactionId;
+        amounts[i] = e.amountCents;
+        kafkaTs[i] = e.kafkaTimestamp;
+        triggered[i] = e.triggered;
+        burstIds[i++] = e.burstAlertId;
+      }
+      for (AlertInfo a : w.alerts) {
+        alertCards[k] = w.cardId;
+        ids[k] = a.id;
+        triggerIds[k] = a.triggerId;
+        triggerTs[k] = a.triggerKafkaTimestamp;
+        first[k] = a.first;
+        last[k] = a.last;
+        count[k] = a.count;
+        amount[k++] = a.amount;
+      }
+    }
+    BucketState s = new BucketState();
+    s.setBuckets(buckets);
+    s.setEventCardIds(eventCards);
     s.setEventTimes(times);
     s.setTransactionIds(txIds);
     s.setAmountsCents(amounts);
     s.setKafkaTimestamps(kafkaTs);
     s.setTriggered(triggered);
     s.setBurstAlertIds(burstIds);
-    int m = alerts.size();
-    String[] ids = new String[m], triggerIds = new String[m];
-    long[] triggerTs = new long[m], first = new long[m], last = new long[m], count = new long[m], amount = new long[m];
-    for (int i = 0; i < m; i++) {
-      AlertInfo a = alerts.get(i);
-      ids[i] = a.id;
-      triggerIds[i] = a.triggerId;
-      triggerTs[i] = a.triggerKafkaTimestamp;
-      first[i] = a.first;
-      last[i] = a.last;
-      count[i] = a.count;
-      amount[i] = a.amount;
-    }
+    s.setAlertCardIds(alertCards);
     s.setAlertIds(ids);
     s.setAlertTriggerIds(triggerIds);
     s.setAlertTriggerKafkaTimestamps(triggerTs);

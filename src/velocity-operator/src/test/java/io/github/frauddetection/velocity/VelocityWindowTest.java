@@ -154,10 +154,16 @@ class VelocityWindowTest {
   }
 
   @Test
-  void stateRoundTripsThroughTheBean() {
+  void aBucketsCardsRoundTripThroughTheBean() {
     VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
     w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 5)), 0);
-    VelocityWindow copy = VelocityWindow.load("c", w.save(), THRESHOLD, WINDOW);
+    VelocityWindow other = new VelocityWindow("d", THRESHOLD, WINDOW);
+    other.add(List.of(tx("z", 0)), 0);
+    Map<String, VelocityWindow> loaded =
+        VelocityWindow.loadBucket(VelocityWindow.saveBucket(List.of(w, other), 8), THRESHOLD, WINDOW);
+    assertEquals(2, loaded.size());
+    assertEquals(1, loaded.get("d").size());
+    VelocityWindow copy = loaded.get("c");
     List<DetectorOutput> out = copy.add(List.of(tx("g", 6)), 0);
     assertEquals(VelocityWindow.alertId("c", "f"), out.get(0).getAlertId());
     assertEquals(7, out.get(0).getTxnCount());
@@ -251,7 +257,8 @@ class VelocityWindowTest {
         for (Txn x : batch) {
           maxSeen = Math.max(maxSeen, x.eventTimeMs());
         }
-        w = VelocityWindow.load("c", w.save(), THRESHOLD, WINDOW);
+        w = VelocityWindow.loadBucket(VelocityWindow.saveBucket(List.of(w), 1), THRESHOLD, WINDOW)
+            .getOrDefault("c", new VelocityWindow("c", THRESHOLD, WINDOW));
       }
       assertEquals(bruteForce(history, THRESHOLD, WINDOW), summary(table), "round " + round);
     }

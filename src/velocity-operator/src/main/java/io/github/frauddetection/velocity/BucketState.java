@@ -3,14 +3,19 @@ package io.github.frauddetection.velocity;
 import java.io.Serializable;
 
 /**
- * What Spark checkpoints per card: the card's recent transactions (event time order) and its open alerts.
+ * What Spark checkpoints per bucket of cards: each card's recent transactions and open alerts.
  *
- * <p>A Java bean of parallel arrays so that Spark's bean encoder stores it as plain columns. Transactions
- * are kept while they can still fall into a future window (event time after watermark - window) or belong
- * to an alert that can still grow.
+ * <p>A Java bean of parallel arrays so that Spark's bean encoder stores it as plain columns; a card's rows
+ * are contiguous. Transactions are kept while they can still fall into a future window (event time after
+ * watermark - window) or belong to an alert that can still grow.
  */
-public class CardState implements Serializable {
+public class BucketState implements Serializable {
   private static final long serialVersionUID = 1L;
+
+  /** The bucket count the state was built with; a different count would route cards elsewhere. */
+  private int buckets;
+  private String[] eventCardIds = new String[0];
+  private String[] alertCardIds = new String[0];
 
   // Transactions, sorted by (event time, transaction id).
   private long[] eventTimes = new long[0];
@@ -30,6 +35,12 @@ public class CardState implements Serializable {
   private long[] alertTxnCounts = new long[0];
   private long[] alertAmountsCents = new long[0];
 
+  public int getBuckets() { return buckets; }
+  public void setBuckets(int v) { buckets = v; }
+  public String[] getEventCardIds() { return eventCardIds; }
+  public void setEventCardIds(String[] v) { eventCardIds = v; }
+  public String[] getAlertCardIds() { return alertCardIds; }
+  public void setAlertCardIds(String[] v) { alertCardIds = v; }
   public long[] getEventTimes() { return eventTimes; }
   public void setEventTimes(long[] v) { eventTimes = v; }
   public String[] getTransactionIds() { return transactionIds; }

@@ -1,0 +1,88 @@
+"""The detector's pure pieces: operator output to sink rows, jar lookup, settings, the live view text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from fraud_detection.detector.job import batch_result, kafka_options
+from fraud_detection.detector.velocity_state import OperatorBuildError, _sources_digest, operator_jars
+from fraud_detection.live_view import render, summary_line
+from fraud_detection.settings import SettingsError, load_settings
+from fraud_detection.storage.reports import RecentAlert, Totals
+
+
+def _row(**fields):
+    base = dict.fromkeys(("kind", "card_id", "alert_id", "first_event_time_ms", "last_event_time_ms", "txn_count",
+                          "amount_total_cents", "trigger_transaction_id", "trigger_kafka_timestamp_ms",
+                          "merged_into", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp_ms",
+                          "reason", "detail", "raw_key", "raw_value"))
+    return SimpleNamespace(**{**base, **fields})
+
+
+def test_operator_rows_are_sorted_into_alerts_merges_rejects_and_duplicates():
+    """Each output kind lands in its part of the batch; raw bytes come back as bytes."""
+    rows = [
+        _row(kind="alert", alert_id="a1", card_id="c", first_event_time_ms=1, last_event_time_ms=2, txn_count=6,
+             amount_total_cents=600, trigger_transaction_id="t6", trigger_kafka_timestamp_ms=3),
+        _row(kind="merged", alert_id="a2", merged_into="a1"),
+        _row(kind="rejected", topic="t", kafka_partition=0, kafka_offset=7, reason="invalid_json",
+             raw_value=bytearray(b"x"), kafka_timestamp_ms=5),
+        _row(kind="late", topic="t", kafka_partition=1, kafka_offset=8, reason="late", kafka_timestamp_ms=5),
+        _row(kind="duplicate"),
+    ]
+    result = batch_result(rows)
+    assert [a.alert_id for a in result.alerts] == ["a1"]
+    assert result.merges == {"a2": "a1"}
+    assert [(r.reason, r.raw_payload) for r in result.rejected] == [("invalid_json", b"x"), ("late", None)]
+    assert result.duplicates == 1
+
+
+def test_missing_operator_jar_says_how_to_build_it(tmp_path):
+    """An empty jars folder is an error that names `make operator`."""
+    with pytest.raises(OperatorBuildError, match="make operator"):
+        operator_jars(tmp_path)
+
+
+def test_operator_build_folder_changes_with_its_sources(tmp_path):
+    """The cache folder is named after a hash of pom.xml and the Java sources."""
+    (tmp_path / "src/main/java").mkdir(parents=True)
+    (tmp_path / "pom.xml").write_text("<project/>")
+    source = tmp_path / "src/main/java/A.java"
+    source.write_text("class A {}")
+    before = _sources_digest(tmp_path)
+    source.write_text("class A { int x; }")
+    assert _sources_digest(tmp_path) != before
+
+
+def test_detector_and_rule_settings_are_validated(monkeypatch):
+    """Bad detector values fail fast naming the variable."""
+    monkeypatch.setenv("FRAUD_DETECTOR__STARTING_OFFSETS", "yesterday")
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__STARTING_OFFSETS"):
+        load_settings()
+    monkeypatch.delenv("FRAUD_DETECTOR__STARTING_OFFSETS")
+    monkeypatch.setenv("FRAUD_RULE__THRESHOLD", "0")
+    with pytest.raises(SettingsError, match="FRAUD_RULE__THRESHOLD"):
+        load_settings()
+
+
+def test_sasl_credentials_reach_spark_as_a_jaas_line():
+    """Spark's Kafka source gets the same SASL settings as the Python clients."""
+    settings = load_settings(kafka={"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                                    "sasl_username": "u", "sasl_password": "p\"w"})
+    options = kafka_options(settings.kafka)
+    assert options["kafka.security.protocol"] == "SASL_SSL"
+    assert options["kafka.sasl.jaas.config"] == (
+        'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p\\"w";')
+
+
+def test_live_view_shows_totals_and_newest_alerts():
+    """The screen lists each recent alert with its window and latency, and the detection totals."""
+    t = datetime(2026, 11, 28, 14, 7, tzinfo=timezone.utc)
+    totals = Totals(attacks=3, attacks_detected=3, decoys=2, decoys_alerted=0, alerts=3, rejected=1)
+    screen = render([RecentAlert("card-1", 7, t, t.replace(minute=9), 412.0)], totals)
+    assert "card-1" in screen and "14:07:00 - 14:09:00" in screen and "0.41 s" in screen
+    assert "detected      3" in screen
+    assert summary_line(totals) == "event=live attacks=3 detected=3 decoys=2 decoys_alerted=0 alerts=3 rejected=1"
