@@ -45,29 +45,33 @@ def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_a
            "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR)}
     log_path = tmp_path / "detector.log"
 
-    # A live stream: small chunks (under a minute of event time each, so a chunk half-visible across
-    # partitions stays within the lateness) keep arriving while the detector runs, dies and restarts.
+    # A live stream of small chunks (under a minute of event time each, so a chunk half-visible across
+    # partitions stays within the lateness): the first half, then the second half during which the
+    # detector is killed and restarted.
     chunks = [delivered[i:i + 25] for i in range(0, len(delivered), 25)]
-    done = threading.Event()
+    half = len(chunks) // 2
 
-    def feed():
+    def feed(part, done: threading.Event):
         producer = runs.new_producer(kafka.bootstrap_servers)
-        for chunk in chunks:
+        for chunk in part:
             runs.produce_events(kafka.bootstrap_servers, topic, chunk, using=producer)
-            time.sleep(0.1)
+            time.sleep(0.05)
         done.set()
 
+    first_done, second_done = threading.Event(), threading.Event()
     detector = _start_detector(env, log_path)
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
     try:
-        _wait_for(lambda: _batches(database_url) >= 3, 180, "three committed batches")
-        assert not done.is_set(), "the kill must come mid-stream"
+        _wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
+        threading.Thread(target=feed, args=(chunks[:half], first_done), daemon=True).start()
+        _wait_for(lambda: first_done.is_set() and _batches(database_url) >= 2, 180, "two committed batches")
+        threading.Thread(target=feed, args=(chunks[half:], second_done), daemon=True).start()
+        time.sleep(1.5)
+        assert not second_done.is_set(), "the kill must come mid-stream"
         os.killpg(detector.pid, signal.SIGKILL)
         detector.wait(30)
         killed_after = _batches(database_url)
         detector = _start_detector(env, log_path)
-        _wait_for(done.is_set, 120, "the feeder")
+        _wait_for(second_done.is_set, 120, "the feeder")
         _wait_for(lambda: runs.metrics_totals(database_url)["input_rows"] >= len(delivered), 240,
                   "every record to be processed")
         detector.send_signal(signal.SIGTERM)  # to the Python driver, which stops the query and then Spark

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
@@ -231,7 +232,11 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
              settings.detector.allowed_lateness, settings.detector.checkpoint_dir)
     try:
         while query.isActive and not stop:
-            query.awaitTermination(0.5)
+            try:
+                query.awaitTermination(0.5)
+            except Py4JError:
+                if not stop:  # a signal interrupted the call; anything else is a real failure
+                    raise
     except StreamingQueryException as err:
         log.error("event=detector_failed error=%s", str(err).splitlines()[0])
         return 1

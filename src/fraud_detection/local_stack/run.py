@@ -50,11 +50,13 @@ def _group_env(group: str, values: dict) -> dict[str, str]:
 def _start(name: str, env: dict[str, str], log_dir: Path | None) -> subprocess.Popen:
     """A component process; its output goes to ``log_dir/<name>.log`` while the live view owns the screen."""
     command = [sys.executable, "-m", "fraud_detection.cli", name]
+    # Its own session: Ctrl-C in the terminal reaches only this process, which then stops the components
+    # in order with SIGTERM (a SIGINT straight into Spark's JVM would race the detector's own shutdown).
     if log_dir is None:
-        return subprocess.Popen(command, env=env)
+        return subprocess.Popen(command, env=env, start_new_session=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
 
 
 def run_local(settings: Settings, duration_s: float | None = None) -> int:
