@@ -65,7 +65,7 @@ class DetectorSettings(BaseModel):
                                     description="state partitions; frozen once a checkpoint exists")
     state_buckets: int = Field(1 << 20, ge=1, le=1 << 28,
                                description="cards are kept in this many state groups; frozen by the checkpoint")
-    state_store: Literal["hdfs", "rocksdb"] = "hdfs"
+    state_store: Literal["hdfs", "rocksdb"] = "rocksdb"
     max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
     max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
     fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
