@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-
 from confluent_kafka import Producer
 
 from fraud_detection.detector.job import start
@@ -16,14 +14,6 @@ from fraud_detection.transaction import encode
 MINUTE_MS = 60_000
 # Two days ago: event times must not lead the Kafka timestamp (now) by more than a day.
 BASE_MS = (int(time.time()) - 2 * 86_400) * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A record as produced: its card key and payload, in arrival order."""
-
-    card_id: str
-    payload: bytes
 
 
 def card_events(rng: random.Random, card_id: str, start_ms: int) -> list[Event]:

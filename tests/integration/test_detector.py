@@ -64,15 +64,15 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
     assert totals["batches"] == chunks
 
 
+_DROP = object()
+
+
 def _record(card: str, tid: str, time_ms: int, **changes) -> bytes:
     doc = json.loads(runs.payload(runs.Event(card, tid, time_ms, 1000)))
     doc.update(changes)
     for field in [k for k, v in changes.items() if v is _DROP]:
         del doc[field]
     return json.dumps(doc, allow_nan=True).encode()
-
-
-_DROP = object()
 
 
 def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_keeps_going(
