@@ -70,8 +70,8 @@ def kafka_options(kafka: KafkaSettings) -> dict[str, str]:
     return options
 
 
-def detector_stream(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The whole transformation, from the topic to the operator's output rows."""
+def detector_stream(spark: SparkSession, settings: Settings):
+    """The whole transformation, from the topic to the operator's output rows (and its input counter)."""
     d = settings.detector
     reader = (
         spark.readStream.format("kafka")
@@ -110,11 +110,12 @@ def batch_result(rows) -> detections.BatchResult:
 class PostgresSink:
     """foreachBatch: commit each micro-batch once (see storage.detections)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, input_rows) -> None:
         self._url = database_url
         self._conn = None
         self._run_id: str | None = None
         self._started = threading.Event()
+        self._input_rows = input_rows  # JVM accumulator, read around each batch
 
     def started(self, run_id: str) -> None:
         self._run_id = run_id
@@ -122,8 +123,10 @@ class PostgresSink:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         began = time.monotonic()
+        counted_before = self._input_rows.value()
         rows = batch.collect()
         result = batch_result(rows)
+        result.input_rows = self._input_rows.value() - counted_before
         self._started.wait()
         if self._conn is None or self._conn.closed:
             self._conn = postgres.connect(self._url)
@@ -144,7 +147,7 @@ class PostgresSink:
 
 
 class ProgressRecorder(StreamingQueryListener):
-    """Adds Spark's input row count and batch duration to each batch's pipeline_metrics row."""
+    """Adds Spark's batch duration to each batch's pipeline_metrics row (after the batch committed)."""
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
@@ -161,7 +164,7 @@ class ProgressRecorder(StreamingQueryListener):
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = postgres.connect(self._url)
-            detections.record_progress(self._conn, str(progress.id), progress.batchId, progress.numInputRows,
+            detections.record_duration(self._conn, str(progress.id), progress.batchId,
                                        float(progress.durationMs.get("triggerExecution", 0)))
         except Exception as err:  # a metrics write must not kill the listener thread; the batch is safe
             log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
@@ -191,9 +194,10 @@ class Detector:
 
 
 def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
-    sink = PostgresSink(database_url)
+    stream, input_rows = detector_stream(spark, settings)
+    sink = PostgresSink(database_url, input_rows)
     writer = (
-        detector_stream(spark, settings).writeStream.queryName("velocity-detector")
+        stream.writeStream.queryName("velocity-detector")
         .outputMode("update")
         .option("checkpointLocation", settings.detector.checkpoint_dir)
         .foreachBatch(sink)

@@ -78,11 +78,15 @@ def operator_jars(folder: Path) -> list[Path]:
     return jars
 
 
-def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int) -> DataFrame:
-    """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record."""
+def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int):
+    """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record.
+
+    Returns the output DataFrame and the JVM accumulator that counts the records the operator took in.
+    """
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
     session = parsed.sparkSession
+    input_rows = session.sparkContext._jsc.sc().longAccumulator("velocity_input_rows")  # noqa: SLF001 (py4j)
     operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
-    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_buckets), session)
-    return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()])
+    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_buckets, input_rows), session)
+    return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()]), input_rows

@@ -2,7 +2,8 @@
 
 The batch's ``pipeline_metrics`` row is the ledger: it is inserted first, in the same transaction as the
 alerts and rejected records, so a batch that Spark replays after a crash finds it and writes nothing
-(``detected_at`` of its alerts stays the first commit's). Alerts are upserts by their deterministic id.
+(``detected_at`` of its alerts stays the first commit's). The batch's input row count commits with it.
+Alerts are upserts by their deterministic id.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class BatchResult:
     merges: dict[str, str] = field(default_factory=dict)
     rejected: list[RejectedRow] = field(default_factory=list)
     duplicates: int = 0
+    input_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,11 @@ def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: date
     late = sum(1 for r in result.rejected if r.reason == "late")
     with conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, rejected_rows, late_rows,"
-            " duplicate_rows, alerts_merged) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, input_rows, rejected_rows,"
+            " late_rows, duplicate_rows, alerts_merged) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING batch_id",
-            (COMPONENT, run_id, batch_id, now, len(result.rejected) - late, late, result.duplicates,
-             len(result.merges)),
+            (COMPONENT, run_id, batch_id, now, result.input_rows, len(result.rejected) - late, late,
+             result.duplicates, len(result.merges)),
         )
         if cur.fetchone() is None:
             return None
@@ -130,12 +132,10 @@ def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[boo
     return [(inserted[a.alert_id], a.trigger_kafka_timestamp_ms) for a in alerts]
 
 
-def record_progress(conn, run_id: str, batch_id: int, input_rows: int, duration_ms: float) -> None:
-    """Spark's own numbers for a batch (from its progress event), once the batch has finished."""
+def record_duration(conn, run_id: str, batch_id: int, duration_ms: float) -> None:
+    """Spark's duration of a committed batch, from its progress event (lost if the process dies first)."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO pipeline_metrics (component, run_id, batch_id, input_rows, batch_duration_ms)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (component, run_id, batch_id)"
-            " DO UPDATE SET input_rows = EXCLUDED.input_rows, batch_duration_ms = EXCLUDED.batch_duration_ms",
-            (COMPONENT, run_id, batch_id, input_rows, duration_ms),
+            "UPDATE pipeline_metrics SET batch_duration_ms = %s WHERE component = %s AND run_id = %s AND batch_id = %s",
+            (duration_ms, COMPONENT, run_id, batch_id),
         )

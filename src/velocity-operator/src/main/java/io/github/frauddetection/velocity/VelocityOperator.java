@@ -15,6 +15,7 @@ import org.apache.spark.sql.streaming.GroupState;
 import org.apache.spark.sql.streaming.GroupStateTimeout;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.util.LongAccumulator;
 
 /**
  * The detector's stateful step, called from PySpark ({@code detector/velocity_state.py}).
@@ -46,7 +47,12 @@ public final class VelocityOperator {
     return Math.floorMod(cardId.hashCode(), buckets);
   }
 
-  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, int buckets) {
+  /**
+   * @param inputRows counts every record the operator takes in (the sink reads it per batch, so the count
+   *     commits with the batch's alerts)
+   */
+  public static Dataset<Row> apply(
+      Dataset<Row> parsed, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
     if (buckets < 1) {
       throw new IllegalArgumentException("buckets must be positive");
     }
@@ -61,7 +67,7 @@ public final class VelocityOperator {
     return parsed
         .groupByKey(key, Encoders.INT())
         .flatMapGroupsWithState(
-            new Step(columns, threshold, windowMs, buckets),
+            new Step(columns, threshold, windowMs, buckets, inputRows),
             OutputMode.Update(),
             Encoders.bean(BucketState.class),
             Encoders.bean(DetectorOutput.class),
@@ -75,12 +81,14 @@ public final class VelocityOperator {
     private final int threshold;
     private final long windowMs;
     private final int buckets;
+    private final LongAccumulator inputRows;
 
-    Step(int[] columns, int threshold, long windowMs, int buckets) {
+    Step(int[] columns, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
       this.c = columns;
       this.threshold = threshold;
       this.windowMs = windowMs;
       this.buckets = buckets;
+      this.inputRows = inputRows;
     }
 
     @Override
@@ -88,6 +96,7 @@ public final class VelocityOperator {
       List<DetectorOutput> out = new ArrayList<>();
       if (bucket == REJECTED_GROUP) {
         rows.forEachRemaining(row -> out.add(rejectedRow(row)));
+        inputRows.add(out.size());
         return out.iterator();
       }
       long watermarkMs = state.getCurrentWatermarkMs();
@@ -97,10 +106,11 @@ public final class VelocityOperator {
           throw new IllegalStateException("the checkpoint's state was built with " + state.get().getBuckets()
               + " buckets, not " + buckets + ": keep FRAUD_DETECTOR__STATE_BUCKETS, or start a new checkpoint");
         }
-        cards = VelocityWindow.loadBucket(state.get(), threshold, windowMs);
+        cards = BucketCodec.load(state.get(), threshold, windowMs);
       }
       Map<String, List<Txn>> batch = new LinkedHashMap<>();
       rows.forEachRemaining(row -> batch.computeIfAbsent(row.getString(c[0]), k -> new ArrayList<>()).add(txn(row)));
+      inputRows.add(batch.values().stream().mapToLong(List::size).sum());
       for (Map.Entry<String, List<Txn>> card : batch.entrySet()) {
         VelocityWindow window = cards.computeIfAbsent(
             card.getKey(), id -> new VelocityWindow(id, threshold, windowMs));
@@ -111,7 +121,7 @@ public final class VelocityOperator {
       if (cards.isEmpty()) {
         state.remove();
       } else {
-        state.update(VelocityWindow.saveBucket(cards.values(), buckets));
+        state.update(BucketCodec.save(cards.values(), buckets));
       }
       return out.iterator();
     }

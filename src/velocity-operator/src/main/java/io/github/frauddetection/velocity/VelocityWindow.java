@@ -2,12 +2,9 @@ package io.github.frauddetection.velocity;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
 
@@ -32,13 +29,13 @@ final class VelocityWindow {
   private static final Comparator<Entry> ORDER =
       Comparator.comparingLong((Entry e) -> e.eventTime).thenComparing(e -> e.transactionId);
 
-  private final String cardId;
-  private final int threshold;
-  private final long windowMs;
-  private final ArrayList<Entry> entries = new ArrayList<>();
-  private final ArrayList<AlertInfo> alerts = new ArrayList<>();
+  final String cardId;
+  final int threshold;
+  final long windowMs;
+  final ArrayList<Entry> entries = new ArrayList<>();
+  final ArrayList<AlertInfo> alerts = new ArrayList<>();
 
-  private static final class Entry {
+  static final class Entry {
     final long eventTime;
     final String transactionId;
     final long amountCents;
@@ -55,7 +52,7 @@ final class VelocityWindow {
     }
   }
 
-  private static final class AlertInfo {
+  static final class AlertInfo {
     final String id;
     final String triggerId;
     final long triggerKafkaTimestamp;
@@ -81,83 +78,6 @@ final class VelocityWindow {
   static String alertId(String cardId, String triggerTransactionId) {
     byte[] name = (RULE + "\u0000" + cardId + "\u0000" + triggerTransactionId).getBytes(StandardCharsets.UTF_8);
     return UUID.nameUUIDFromBytes(name).toString();
-  }
-
-  /** Every card in a bucket's state, by card id. */
-  static Map<String, VelocityWindow> loadBucket(BucketState s, int threshold, long windowMs) {
-    Map<String, VelocityWindow> cards = new HashMap<>();
-    String[] eventCards = s.getEventCardIds();
-    for (int i = 0; i < eventCards.length; i++) {
-      Entry e = new Entry(s.getEventTimes()[i], s.getTransactionIds()[i], s.getAmountsCents()[i],
-          s.getKafkaTimestamps()[i]);
-      e.triggered = s.getTriggered()[i];
-      e.burstAlertId = s.getBurstAlertIds()[i];
-      cards.computeIfAbsent(eventCards[i], id -> new VelocityWindow(id, threshold, windowMs)).entries.add(e);
-    }
-    String[] alertCards = s.getAlertCardIds();
-    for (int i = 0; i < alertCards.length; i++) {
-      AlertInfo a = new AlertInfo(s.getAlertIds()[i], s.getAlertTriggerIds()[i], s.getAlertTriggerKafkaTimestamps()[i]);
-      a.first = s.getAlertFirstEventTimes()[i];
-      a.last = s.getAlertLastEventTimes()[i];
-      a.count = s.getAlertTxnCounts()[i];
-      a.amount = s.getAlertAmountsCents()[i];
-      cards.computeIfAbsent(alertCards[i], id -> new VelocityWindow(id, threshold, windowMs)).alerts.add(a);
-    }
-    return cards;
-  }
-
-  /** One bucket's state from its cards (each card's rows contiguous, in their order). */
-  static BucketState saveBucket(Collection<VelocityWindow> cards, int buckets) {
-    int n = 0, m = 0;
-    for (VelocityWindow w : cards) {
-      n += w.entries.size();
-      m += w.alerts.size();
-    }
-    long[] times = new long[n], amounts = new long[n], kafkaTs = new long[n];
-    String[] eventCards = new String[n], txIds = new String[n], burstIds = new String[n];
-    boolean[] triggered = new boolean[n];
-    String[] alertCards = new String[m], ids = new String[m], triggerIds = new String[m];
-    long[] triggerTs = new long[m], first = new long[m], last = new long[m], count = new long[m], amount = new long[m];
-    int i = 0, k = 0;
-    for (VelocityWindow w : cards) {
-      for (Entry e : w.entries) {
-        eventCards[i] = w.cardId;
-        times[i] = e.eventTime;
-        txIds[i] = e.transactionId;
-        amounts[i] = e.amountCents;
-        kafkaTs[i] = e.kafkaTimestamp;
-        triggered[i] = e.triggered;
-        burstIds[i++] = e.burstAlertId;
-      }
-      for (AlertInfo a : w.alerts) {
-        alertCards[k] = w.cardId;
-        ids[k] = a.id;
-        triggerIds[k] = a.triggerId;
-        triggerTs[k] = a.triggerKafkaTimestamp;
-        first[k] = a.first;
-        last[k] = a.last;
-        count[k] = a.count;
-        amount[k++] = a.amount;
-      }
-    }
-    BucketState s = new BucketState();
-    s.setBuckets(buckets);
-    s.setEventCardIds(eventCards);
-    s.setEventTimes(times);
-    s.setTransactionIds(txIds);
-    s.setAmountsCents(amounts);
-    s.setKafkaTimestamps(kafkaTs);
-    s.setTriggered(triggered);
-    s.setBurstAlertIds(burstIds);
-    s.setAlertCardIds(alertCards);
-    s.setAlertIds(ids);
-    s.setAlertTriggerIds(triggerIds);
-    s.setAlertTriggerKafkaTimestamps(triggerTs);
-    s.setAlertFirstEventTimes(first);
-    s.setAlertLastEventTimes(last);
-    s.setAlertTxnCounts(count);
-    s.setAlertAmountsCents(amount);
-    return s;
   }
 
   boolean isEmpty() {

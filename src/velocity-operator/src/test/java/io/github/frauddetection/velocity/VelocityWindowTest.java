@@ -160,7 +160,7 @@ class VelocityWindowTest {
     VelocityWindow other = new VelocityWindow("d", THRESHOLD, WINDOW);
     other.add(List.of(tx("z", 0)), 0);
     Map<String, VelocityWindow> loaded =
-        VelocityWindow.loadBucket(VelocityWindow.saveBucket(List.of(w, other), 8), THRESHOLD, WINDOW);
+        BucketCodec.load(BucketCodec.save(List.of(w, other), 8), THRESHOLD, WINDOW);
     assertEquals(2, loaded.size());
     assertEquals(1, loaded.get("d").size());
     VelocityWindow copy = loaded.get("c");
@@ -257,7 +257,7 @@ class VelocityWindowTest {
         for (Txn x : batch) {
           maxSeen = Math.max(maxSeen, x.eventTimeMs());
         }
-        w = VelocityWindow.loadBucket(VelocityWindow.saveBucket(List.of(w), 1), THRESHOLD, WINDOW)
+        w = BucketCodec.load(BucketCodec.save(List.of(w), 1), THRESHOLD, WINDOW)
             .getOrDefault("c", new VelocityWindow("c", THRESHOLD, WINDOW));
       }
       assertEquals(bruteForce(history, THRESHOLD, WINDOW), summary(table), "round " + round);
