@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(generator=_generator_overrides(args), detector=_detector_overrides(args))
+        settings = load_settings(generator=_overrides(args, GENERATOR_FLAGS), detector=_overrides(args, DETECTOR_FLAGS))
     except SettingsError as err:
         print(f"fraud-detection: {err}", file=sys.stderr)
         return 2
@@ -154,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _generator_overrides(args: argparse.Namespace) -> dict:
-    names = ("rate", "seed", "population", "card_space", "attack_interval", "clock_speed")
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+# Flags that override a settings group, by the group's field names.
+GENERATOR_FLAGS = ("rate", "seed", "population", "card_space", "attack_interval", "clock_speed")
+DETECTOR_FLAGS = ("starting_offsets", "trigger_interval", "checkpoint_dir")
 
 
-def _detector_overrides(args: argparse.Namespace) -> dict:
-    names = ("starting_offsets", "trigger_interval", "checkpoint_dir")
+def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The given flags that the command has and the user set."""
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
@@ -243,7 +243,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "create-topic": _create_topic, "run": _run}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "create-topic": _create_topic,
+            "run": _run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -43,12 +43,11 @@ def summary_line(totals: reports.Totals) -> str:
 
 class LiveView:
     def __init__(self, database_url: str, stream=None, every_s: float = 1.0, log_every_s: float = 10.0) -> None:
-        self._url = database_url
+        self._db = postgres.LazyConnection(database_url)
         self._stream = stream if stream is not None else sys.stdout
         self._tty = self._stream.isatty()
         self._every_s = every_s if self._tty else log_every_s
         self._next = 0.0
-        self._conn = None
 
     @property
     def on_terminal(self) -> bool:
@@ -61,18 +60,16 @@ class LiveView:
             return
         self._next = now + self._every_s
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = postgres.connect(self._url)
-            totals = reports.totals(self._conn)
+            conn = self._db.get()
+            totals = reports.totals(conn)
             if self._tty:
-                self._stream.write(CLEAR + render(reports.newest_alerts(self._conn), totals) + "\n")
+                self._stream.write(CLEAR + render(reports.newest_alerts(conn), totals) + "\n")
                 self._stream.flush()
             else:
                 log.info(summary_line(totals))
         except Exception as err:  # noqa: BLE001 (the view is best effort)
             log.debug("event=live_view_skipped error=%s", err)
-            self._conn = None
+            self._db.reset()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()

@@ -13,9 +13,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
 from py4j.protocol import Py4JError
 from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from fraud_detection.detector.parse import parse_records
@@ -111,8 +111,7 @@ class PostgresSink:
     """foreachBatch: commit each micro-batch once (see storage.detections)."""
 
     def __init__(self, database_url: str, input_rows) -> None:
-        self._url = database_url
-        self._conn = None
+        self._db = postgres.LazyConnection(database_url)
         self._run_id: str | None = None
         self._started = threading.Event()
         self._input_rows = input_rows  # JVM accumulator, read around each batch
@@ -128,9 +127,7 @@ class PostgresSink:
         result = batch_result(rows)
         result.input_rows = self._input_rows.value() - counted_before
         self._started.wait()
-        if self._conn is None or self._conn.closed:
-            self._conn = postgres.connect(self._url)
-        outcome = detections.write_batch(self._conn, self._run_id, batch_id, result, datetime.now(timezone.utc))
+        outcome = detections.write_batch(self._db.get(), self._run_id, batch_id, result, datetime.now(timezone.utc))
         if outcome is None:
             log.info("event=batch_skipped batch_id=%d reason=already_committed", batch_id)
             return
@@ -142,16 +139,14 @@ class PostgresSink:
         )
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()
 
 
 class ProgressRecorder(StreamingQueryListener):
     """Adds Spark's batch duration to each batch's pipeline_metrics row (after the batch committed)."""
 
     def __init__(self, database_url: str) -> None:
-        self._url = database_url
-        self._conn = None
+        self._db = postgres.LazyConnection(database_url)
         self.run_id: str | None = None  # other queries in the same session are not ours
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's listener API)
@@ -162,13 +157,11 @@ class ProgressRecorder(StreamingQueryListener):
         if str(progress.id) != self.run_id:
             return
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = postgres.connect(self._url)
-            detections.record_duration(self._conn, str(progress.id), progress.batchId,
+            detections.record_duration(self._db.get(), str(progress.id), progress.batchId,
                                        float(progress.durationMs.get("triggerExecution", 0)))
         except Exception as err:  # a metrics write must not kill the listener thread; the batch is safe
             log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
-            self._conn = None
+            self._db.reset()
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         pass

@@ -24,8 +24,7 @@ BAD_AMOUNT = "bad_amount"
 BAD_EVENT_TIME = "bad_event_time"
 FUTURE_EVENT_TIME = "future_event_time"
 UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
-# Set by the operator, not here.
-LATE = "late"
+# The operator adds `late` for records at or behind the watermark.
 
 EVENT_TIME_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
 _NUMERIC = {"amount": T.DoubleType(), "schema_version": T.LongType()}
@@ -35,12 +34,6 @@ RECORD_SCHEMA = T.StructType(
     + [T.StructField("_corrupt", T.StringType())]
 )
 RAW_MAP = T.MapType(T.StringType(), T.StringType())
-
-# What the operator reads (see VelocityOperator.INPUT_COLUMNS), plus the watermark's column.
-OUTPUT_COLUMNS = (
-    "card_id", "transaction_id", "event_time", "event_time_ms", "amount_cents", "kafka_timestamp_ms",
-    "topic", "kafka_partition", "kafka_offset", "raw_key", "raw_value", "reason", "detail",
-)
 
 
 def _fields_where(condition) -> Column:
@@ -53,7 +46,8 @@ def _verdict(reason: str, detail: Column) -> Column:
 
 
 def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) -> DataFrame:
-    """Kafka source rows (key, value, topic, partition, offset, timestamp) to the operator's input."""
+    """Kafka source rows (key, value, topic, partition, offset, timestamp) to the operator's input: the
+    columns of VelocityOperator.INPUT_COLUMNS plus ``event_time``, the watermark's column."""
     text = F.col("value").cast("string")
     rows = kafka.select(
         F.col("key").alias("raw_key"), F.col("value").alias("raw_value"), "topic",

@@ -9,9 +9,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, check_topic
-from fraud_detection.shutdown import StopFlag
 from fraud_detection.generator.simulate import ATTACK, TrafficModel
 from fraud_detection.settings import Settings, SettingsError
+from fraud_detection.shutdown import StopFlag
 from fraud_detection.storage import postgres
 
 log = logging.getLogger(__name__)

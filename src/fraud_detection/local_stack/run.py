@@ -17,8 +17,8 @@ import time
 from contextlib import ExitStack, closing
 from pathlib import Path
 
-from fraud_detection.local_stack.kafka import LocalKafka
 from fraud_detection.live_view import LiveView
+from fraud_detection.local_stack.kafka import LocalKafka
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import Settings
 from fraud_detection.storage import postgres
@@ -80,7 +80,6 @@ def run_local(settings: Settings, duration_s: float | None = None) -> int:
                  kafka.bootstrap_servers, ",".join(components), log_dir or "stderr")
         return _supervise(components, duration_s, view.refresh)
     return 0
-
 
 
 def _supervise(components: dict[str, subprocess.Popen], duration_s: float | None, tick=lambda: None) -> int:

@@ -62,6 +62,28 @@ def connection(url: str):
         conn.close()
 
 
+class LazyConnection:
+    """One connection, opened on first use and again after it was closed or dropped (see ``reset``)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn = None
+
+    def get(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._url)
+        return self._conn
+
+    def reset(self) -> None:
+        """Forget a connection that failed, so the next ``get`` opens a fresh one."""
+        self.close()
+        self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+
+
 def migrate(url: str) -> list[Migration]:
     """Apply the migrations not yet recorded, each in its own transaction; returns those applied.
 
