@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
                       description="Apply the SQL migrations not yet recorded in schema_migrations.")
 
+    chk = sub.add_parser("check", help="health checks for probes and `helm test`",
+                         description="Check the services this deployment needs; exit 1 naming the first failure.")
+    chk.add_argument("--postgres", action="store_true", help="PostgreSQL answers and every migration is applied")
+    chk.add_argument("--kafka", action="store_true", help="Kafka answers and the transactions topic exists")
+    chk.add_argument("--heartbeat", type=Path, metavar="FILE", help="FILE was touched within --max-age seconds")
+    chk.add_argument("--max-age", type=_positive_float, default=30.0, metavar="SECONDS",
+                     help="oldest acceptable heartbeat (default 30)")
+
     topic = sub.add_parser("create-topic", help="create the transactions topic (FRAUD_KAFKA__*)",
                            description="Create the transactions topic with FRAUD_KAFKA__PARTITIONS partitions.")
     topic.add_argument("--partitions", type=_positive_int)
@@ -230,6 +238,35 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    if not (args.postgres or args.kafka or args.heartbeat):
+        print("fraud-detection check: name what to check: --postgres, --kafka and/or --heartbeat FILE", file=sys.stderr)
+        return 2
+    if args.heartbeat:
+        from fraud_detection.heartbeat import age_s
+
+        try:
+            age = age_s(args.heartbeat)
+        except FileNotFoundError:
+            raise RuntimeError(f"no heartbeat yet at {args.heartbeat}") from None
+        if age > args.max_age:
+            raise RuntimeError(f"heartbeat {args.heartbeat} is {age:.0f} s old (limit {args.max_age:g} s)")
+    if args.postgres:
+        from fraud_detection.storage import postgres
+
+        pending = postgres.pending_migrations(settings.require_database_url())
+        if pending:
+            raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
+                               "run `fraud-detection db migrate`")
+    if args.kafka:
+        from fraud_detection.generator.publish import check_topic
+
+        partitions = check_topic(settings.kafka)
+        log.info("event=check_kafka topic=%s partitions=%d", settings.kafka.topic, partitions)
+    log.info("event=check_ok postgres=%s kafka=%s heartbeat=%s", args.postgres, args.kafka, bool(args.heartbeat))
+    return 0
+
+
 def _create_topic(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.local_stack.kafka import create_topic
 
@@ -243,8 +280,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "create-topic": _create_topic,
-            "run": _run}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "check": _check,
+            "create-topic": _create_topic, "run": _run}
 
 if __name__ == "__main__":
     sys.exit(main())

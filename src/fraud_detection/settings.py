@@ -54,7 +54,8 @@ class RuleSettings(BaseModel):
 class DetectorSettings(BaseModel):
     """The Spark Structured Streaming job (``fraud-detection detect``)."""
 
-    master: str = Field("local[2]", min_length=1, description="Spark master; the Spark Operator sets its own")
+    master: str = Field("local[2]", min_length=1,
+                        description="Spark master of local runs; under spark-submit (Spark Operator, EMR) its own")
     checkpoint_dir: str = Field(".local/checkpoints/detector", min_length=1,
                                 description="state and offsets; a path or a Hadoop URL such as s3a://")
     starting_offsets: Literal["earliest", "latest"] = "earliest"
@@ -80,6 +81,7 @@ class GeneratorSettings(BaseModel):
     clock_speed: float = Field(1.0, gt=0, le=100_000, description="event-time seconds per wall second")
     seed: int | None = None
     card_space: CardSpace | None = None
+    heartbeat_file: Path | None = Field(None, description="touched while sending; Kubernetes probes read its age")
 
 
 class LocalSettings(BaseModel):

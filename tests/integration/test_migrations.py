@@ -42,3 +42,27 @@ def test_ground_truth_insert_is_idempotent(database_url):
         postgres.record_ground_truth(conn, "test", episodes)
         postgres.record_ground_truth(conn, "test", episodes)
         assert postgres.fetch_all(conn, "SELECT count(*) FROM injected_attacks")[0][0] == 2
+
+
+def test_pending_migrations_and_check_postgres(pg_server, monkeypatch):
+    """An empty database has every migration pending and fails `check --postgres`; once migrated it passes."""
+    import uuid
+
+    from fraud_detection.cli import main
+
+    url = pg_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("FRAUD_DATABASE_URL", url)
+    assert postgres.pending_migrations(url) == postgres.available_migrations()
+    assert main(["check", "--postgres"]) == 1
+    postgres.migrate(url)
+    assert postgres.pending_migrations(url) == []
+    assert main(["check", "--postgres"]) == 0
+
+
+def test_check_kafka_finds_the_topic_or_fails(stack_env, monkeypatch):
+    """`check --kafka` passes for an existing topic and fails for a missing one."""
+    from fraud_detection.cli import main
+
+    assert main(["check", "--kafka"]) == 0
+    monkeypatch.setenv("FRAUD_KAFKA__TOPIC", "no-such-topic")
+    assert main(["check", "--kafka"]) == 1

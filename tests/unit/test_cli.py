@@ -5,7 +5,7 @@ import pytest
 
 from fraud_detection.cli import build_parser, main
 
-SUBCOMMANDS = [["generate"], ["replay"], ["db"], ["db", "migrate"], ["create-topic"], ["run"]]
+SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["db"], ["db", "migrate"], ["check"], ["create-topic"], ["run"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -61,3 +61,25 @@ def test_population_too_small_for_the_rate_exits_2(capsys):
     """Settings that cannot work together are refused before any connection, naming what to change."""
     assert main(["generate", "--rate", "100000", "--population", "1000", "--no-ground-truth"]) == 2
     assert "FRAUD_GENERATOR__POPULATION" in capsys.readouterr().err
+
+
+def test_check_without_a_target_exits_2(capsys):
+    """`check` needs to be told what to check."""
+    assert main(["check"]) == 2
+    assert "--postgres, --kafka and/or --heartbeat" in capsys.readouterr().err
+
+
+def test_check_heartbeat_passes_fresh_and_fails_stale_or_missing(tmp_path):
+    """The probe command: 0 for a heartbeat within --max-age, 1 for an old or absent one."""
+    import os
+    import time
+
+    from fraud_detection.heartbeat import Heartbeat
+
+    beat = tmp_path / "hb" / "heartbeat"
+    assert main(["check", "--heartbeat", str(beat)]) == 1
+    Heartbeat(beat).beat()
+    assert main(["check", "--heartbeat", str(beat), "--max-age", "5"]) == 0
+    old = time.time() - 60
+    os.utime(beat, (old, old))
+    assert main(["check", "--heartbeat", str(beat), "--max-age", "30"]) == 1

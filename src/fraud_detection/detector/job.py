@@ -8,6 +8,7 @@ Spark re-runs after a crash changes nothing; the checkpoint holds offsets and pe
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -32,14 +33,16 @@ STATE_STORES = {
 }
 
 
+def launched_by_spark_submit() -> bool:
+    """True in a driver that spark-submit started (Spark Operator, EMR): PySpark then joins that JVM."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ  # set by Spark's PythonRunner, read the same way by PySpark
+
+
 def spark_session(settings: Settings, app_name: str = "fraud-detection-detector") -> SparkSession:
     d = settings.detector
-    folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
-    jars = ",".join(str(p) for p in operator_jars(folder))
+    submitted = launched_by_spark_submit()
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(d.master)
-        .config("spark.jars", jars)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(d.shuffle_partitions))
         .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
@@ -48,9 +51,17 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         # The admin-client offset reader (default since Spark 3.1) hung here for minutes in describeTopics
         # against a KRaft broker (kafka-clients 3.9 with broker 4.x); the consumer-based reader does not.
         .config("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "true")
-        .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
         .config("spark.ui.showConsoleProgress", "false")
     )
+    if not submitted:
+        # Local mode: our master and jars. Under spark-submit both come from the submission and the image,
+        # whose /opt/spark/jars holds the operator and connector jars (images/detector/Dockerfile).
+        folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
+        builder = (
+            builder.master(d.master)
+            .config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
+            .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
+        )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, check_topic
 from fraud_detection.generator.simulate import ATTACK, TrafficModel
+from fraud_detection.heartbeat import Heartbeat
 from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.shutdown import StopFlag
 from fraud_detection.storage import postgres
@@ -76,6 +77,7 @@ def generate(
         if truth_conn is not None and found:
             postgres.record_ground_truth(truth_conn, source, found)
 
+    heartbeat = Heartbeat(g.heartbeat_file)
     progress = Progress(lambda: (
         f"generator {space}: sent {sent:,} ({sent / max(time.monotonic() - began, 1e-9):,.0f} tx/s), "
         f"attacks injected {model.injected[ATTACK]:,}, decoys {model.injected.total() - model.injected[ATTACK]:,}, "
@@ -86,6 +88,7 @@ def generate(
     began = time.monotonic()
     try:
         while not stop:
+            heartbeat.beat()
             if duration_s is not None and time.monotonic() - began >= duration_s:
                 break
             if count is not None and sent >= count:

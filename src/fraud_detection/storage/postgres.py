@@ -123,6 +123,17 @@ def migrate(url: str) -> list[Migration]:
     return applied_now
 
 
+def pending_migrations(url: str) -> list[Migration]:
+    """The migrations the database has not recorded yet (all of them on an empty database)."""
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))
+        recorded: set[int] = set()
+        if cur.fetchone()[0]:
+            cur.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")
+            recorded = {row[0] for row in cur.fetchall()}
+    return [m for m in available_migrations() if m.version not in recorded]
+
+
 def utc(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
 
