@@ -1,0 +1,136 @@
+{{/* Names, labels and the app's environment, shared by every template. */}}
+
+{{- define "fd.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource-name prefix: the release name, plus the chart name unless the release name holds it. */}}
+{{- define "fd.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "fd.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "fd.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "fd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of one component: include "fd.componentLabels" (list . "generator") */}}
+{{- define "fd.componentLabels" -}}
+{{ include "fd.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "fd.componentSelector" -}}
+{{ include "fd.selectorLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* image reference: include "fd.image" (list . .Values.images.generator) */}}
+{{- define "fd.image" -}}
+{{- $root := index . 0 }}{{ $img := index . 1 }}
+{{- $repo := $img.repository }}
+{{- with $root.Values.images.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- printf "%s:%s" $repo (default $root.Chart.AppVersion $img.tag) }}
+{{- end }}
+
+{{- define "fd.kafkaName" -}}{{ include "fd.fullname" . }}-kafka{{- end }}
+{{- define "fd.pgName" -}}{{ include "fd.fullname" . }}-pg{{- end }}
+{{- define "fd.grafanaName" -}}{{ include "fd.fullname" . }}-grafana{{- end }}
+{{- define "fd.detectorName" -}}{{ include "fd.fullname" . }}-detector{{- end }}
+
+{{/* Strimzi names the bootstrap Service <cluster>-kafka-bootstrap; the plain listener is on 9092. */}}
+{{- define "fd.kafkaBootstrap" -}}
+{{- if .Values.kafka.enabled }}
+{{- printf "%s-kafka-bootstrap:9092" (include "fd.kafkaName" .) }}
+{{- else }}
+{{- required "kafka.external.bootstrapServers is required when kafka.enabled is false" .Values.kafka.external.bootstrapServers }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the database URI: CNPG's <cluster>-app, or the external one. */}}
+{{- define "fd.dbSecret" -}}
+{{- if .Values.postgres.enabled }}
+{{- printf "%s-app" (include "fd.pgName" .) }}
+{{- else }}
+{{- required "postgres.external.secretName is required when postgres.enabled is false" .Values.postgres.external.secretName }}
+{{- end }}
+{{- end }}
+
+{{- define "fd.dbUriKey" -}}
+{{- if .Values.postgres.enabled }}uri{{ else }}{{ .Values.postgres.external.uriKey }}{{ end }}
+{{- end }}
+
+{{/* Plain (non-secret) settings every app container gets, as name/value pairs. */}}
+{{- define "fd.commonEnv" -}}
+- name: FRAUD_KAFKA__BOOTSTRAP_SERVERS
+  value: {{ include "fd.kafkaBootstrap" . | quote }}
+- name: FRAUD_KAFKA__TOPIC
+  value: {{ .Values.kafka.topic.name | quote }}
+{{- if not .Values.kafka.enabled }}
+- name: FRAUD_KAFKA__SECURITY_PROTOCOL
+  value: {{ .Values.kafka.external.securityProtocol | quote }}
+{{- with .Values.kafka.external.saslMechanism }}
+- name: FRAUD_KAFKA__SASL_MECHANISM
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+- name: FRAUD_RULE__THRESHOLD
+  value: {{ .Values.rule.threshold | quote }}
+- name: FRAUD_RULE__WINDOW
+  value: {{ .Values.rule.windowSeconds | quote }}
+- name: FRAUD_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- end }}
+
+{{/* Secret-backed settings as env entries with secretKeyRef: include "fd.secretEnv" (list . withDatabase) */}}
+{{- define "fd.secretEnv" -}}
+{{- $root := index . 0 }}
+{{- if index . 1 }}
+- name: FRAUD_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "fd.dbSecret" $root }}
+      key: {{ include "fd.dbUriKey" $root }}
+{{- end }}
+{{- with $root.Values.kafka.external.credentialsSecret }}
+{{- if and (not $root.Values.kafka.enabled) .name }}
+- name: FRAUD_KAFKA__SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .usernameKey }}
+- name: FRAUD_KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Restricted-profile container security context. */}}
+{{- define "fd.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

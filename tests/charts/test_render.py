@@ -1,0 +1,132 @@
+"""The chart lints, renders with every values file, and every rendered object passes strict schema checks."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from tests.charts.rendering import CHART, CRD_SCHEMAS, VALUES_FILES, RenderError, helm, render, render_named, validate
+
+EXPECTED_KINDS = {
+    "default": {"Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "SparkApplication", "Deployment", "Grafana",
+                "GrafanaDatasource", "GrafanaDashboard", "NetworkPolicy", "Secret", "ServiceAccount", "Role",
+                "RoleBinding", "PersistentVolumeClaim", "Pod"},
+    # MSK and RDS instead of Strimzi and CNPG; S3 checkpoints instead of a PVC.
+    "aws": {"SparkApplication", "Deployment", "Grafana", "GrafanaDatasource", "GrafanaDashboard", "Secret",
+            "ServiceAccount", "Role", "RoleBinding", "Pod"},
+}
+EXPECTED_KINDS["kind"] = EXPECTED_KINDS["default"]
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_helm_lint_passes(name):
+    """helm lint (with values.schema.json) accepts the chart with each values file."""
+    args = ["lint", str(CHART), "--strict"]
+    for path in VALUES_FILES[name]:
+        args += ["--values", str(path)]
+    result = helm(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_renders_the_expected_objects(name):
+    """Each values file renders the components it promises, and nothing else."""
+    assert {d["kind"] for d in render_named(name)} == EXPECTED_KINDS[name]
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_every_rendered_object_is_valid(name):
+    """Built-in kinds pass Kubernetes' schema and custom resources their operator's, unknown fields failing."""
+    for doc in render_named(name):
+        try:
+            validate(doc)
+        except Exception as err:  # noqa: BLE001 - re-raised with the object's name
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} ({name} values): {str(err)[:600]}")
+
+
+def test_validation_rejects_each_deliberate_mistake():
+    """Every custom resource with one planted mistake (removed API, unknown field, bad enum...) fails."""
+    docs = [d for d in yaml.safe_load_all((CRD_SCHEMAS / "invalid-fraud-pipeline-crs.yaml").read_text()) if d]
+    assert len(docs) >= 8
+    passed = []
+    for doc in docs:
+        try:
+            validate(doc)
+            passed.append(doc["metadata"]["name"])
+        except Exception:  # noqa: BLE001 - failing is the point
+            pass
+    assert passed == []
+
+
+@pytest.mark.parametrize(("kind", "path"), [
+    ("SparkApplication", ("spec", "driver")),
+    ("Deployment", ("spec", "template", "spec", "containers", 0)),
+    ("Cluster", ("spec",)),
+])
+def test_validation_rejects_a_typo_in_a_rendered_object(kind, path):
+    """An unknown field planted in a rendered object fails, built-in or custom."""
+    doc = copy.deepcopy(next(d for d in render_named("default") if d["kind"] == kind))
+    target = doc
+    for key in path:
+        target = target[key]
+    target["replicaz"] = 1
+    with pytest.raises(Exception, match="replicaz"):
+        validate(doc)
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    ({"rule.threshold": "0"}, "threshold"),
+    ({"generator.ratePerReplica": "-5"}, "ratePerReplica"),
+    ({"detector.sparkVersion": "3.5.1"}, "sparkVersion"),
+    ({"generator.replicaz": "3"}, "replicaz"),
+    ({"kafka.enabled": "false"}, "kafka.external.bootstrapServers is required"),
+    ({"postgres.enabled": "false"}, "postgres.external.secretName is required"),
+])
+def test_bad_values_fail_with_a_message_naming_them(sets, message):
+    """A wrong or missing value stops the install with a message that names it."""
+    with pytest.raises(RenderError, match=message):
+        render(sets=sets)
+
+
+def test_no_password_or_secret_in_values():
+    """values.yaml holds no credential, only names of Secrets and of keys in them."""
+    for line in (CHART / "values.yaml").read_text().lower().splitlines():
+        key = line.split("#")[0].partition(":")[0].strip()
+        if re.search(r"password|passwd|token|apikey|secret", key) and not key.endswith(("key", "secret", "secrets", "secretname")):
+            pytest.fail(f"credential-like key in values.yaml: {line.strip()}")
+
+
+def test_grafana_admin_password_is_generated_not_default():
+    """The generated admin Secret holds a long random password, a new one per fresh install."""
+    def password():
+        secret = next(d for d in render() if d["kind"] == "Secret" and d["metadata"]["name"].endswith("grafana-admin"))
+        return secret["data"]["GF_SECURITY_ADMIN_PASSWORD"]
+
+    first, second = password(), password()
+    assert first != second
+    assert len(first) >= 40  # base64 of 32 characters
+
+
+# Maps whose entries are Kubernetes or broker settings passed through as they are.
+FREE_FORM = {"requests", "limits", "resources", "config", "parameters", "annotations", "sparkConf"}
+
+
+def test_every_value_has_a_comment():
+    """Each key of values.yaml has a comment above it or on its line, except entries of pass-through maps."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    parents: list[tuple[int, str]] = []  # (indent, key) of the enclosing keys
+    missing = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z0-9_.-]+):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        parents = [(n, k) for n, k in parents if n < indent]
+        commented = "#" in line or (i > 0 and lines[i - 1].strip().startswith("#"))
+        if not commented and not (parents and parents[-1][1] in FREE_FORM):
+            missing.append(".".join([*(k for _, k in parents), key]))
+        parents.append((indent, key))
+    assert missing == []

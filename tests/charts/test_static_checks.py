@@ -1,0 +1,65 @@
+"""Linters over the deployment files: hadolint (Dockerfiles), shellcheck (scripts), actionlint (workflows)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.charts.rendering import ROOT, tool
+
+VENV_BIN = Path(sys.executable).parent
+DOCKERFILES = sorted(ROOT.glob("images/*/Dockerfile"))
+SCRIPTS = sorted([*ROOT.glob("k8s/*.sh"), ROOT / ".ci" / "run"])
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def run(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_every_linted_set_is_present():
+    """The globs find the files (an empty set would make the checks below pass vacuously)."""
+    assert len(DOCKERFILES) == 2 and len(SCRIPTS) >= 3 and len(WORKFLOWS) >= 3
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_is_hadolint_clean(dockerfile):
+    """hadolint reports nothing, info level included."""
+    result = run(VENV_BIN / "hadolint", "--failure-threshold", "info", dockerfile)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_script_is_shellcheck_clean(script):
+    """shellcheck reports nothing."""
+    result = run(VENV_BIN / "shellcheck", "--severity=style", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_are_actionlint_clean():
+    """actionlint (with shellcheck on run: blocks) reports nothing."""
+    result = run(tool("actionlint"), "-shellcheck", VENV_BIN / "shellcheck", *WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_run_as_non_root_from_pinned_bases(dockerfile):
+    """The final stage ends with a numeric non-root USER; every base image has an exact version tag."""
+    lines = [line.split() for line in dockerfile.read_text().splitlines() if line and not line.startswith("#")]
+    users = [words[1] for words in lines if words[0] == "USER"]
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+    text = dockerfile.read_text()
+    bases = [words[1] for words in lines if words[0] == "FROM"]
+    for base in bases:
+        if base.startswith("${"):
+            base = text.split(f"ARG {base[2:-1]}=")[1].split()[0]
+        assert ":" in base and base.split(":")[1][0].isdigit(), f"{base} is not pinned to a version"
+
+
+def test_python_code_runs_on_the_detector_images_python():
+    """The package stays compatible with Python 3.10, the Python of the official Spark 4.0 image."""
+    result = run(VENV_BIN / "vermin", "--no-tips", "--violations", "-t=3.10-", ROOT / "src" / "fraud_detection")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,255 @@
+"""The chart, the images, skaffold and the app agree: env names, service names, entry points, versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import jsonpatch
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from fraud_detection.cli import build_parser
+from fraud_detection.settings import ENV_PREFIX, NESTED_DELIMITER, Settings, load_settings
+from tests.charts.rendering import (CHART, CRD_SCHEMAS, ROOT, VALUES_FILES, containers, dockerfile_copies, one, pod_specs,
+                                    render, render_named)
+
+APP_IMAGES = ("fraud-detection-generator", "fraud-detection-detector")
+
+
+def settings_env_names() -> set[str]:
+    """Every environment variable the app's Settings reads."""
+    names = set()
+    for field, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= {f"{ENV_PREFIX}{field}{NESTED_DELIMITER}{sub}".upper() for sub in annotation.model_fields}
+        else:
+            names.add(f"{ENV_PREFIX}{field}".upper())
+    return names
+
+
+def app_containers(docs):
+    return [c for c in containers(docs) if c.spec.get("image", "").split("/")[-1].split(":")[0] in APP_IMAGES
+            or c.owner.startswith("SparkApplication/")]
+
+
+def resolved_env(container) -> dict[str, str]:
+    """The container's env with Secret references replaced by stand-ins of the right shape."""
+    stand_ins = {"uri": "postgresql://user:pw@db:5432/fraud", "username": "user", "password": "pw"}
+    env = {}
+    for name, entry in container.env.items():
+        if "value" in entry:
+            env[name] = entry["value"]
+        else:
+            env[name] = stand_ins.get(entry["valueFrom"]["secretKeyRef"]["key"], "secret")
+    return env
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_chart_sets_only_env_vars_the_app_reads_and_they_load(name, monkeypatch):
+    """Every FRAUD_* variable the chart sets is a real setting, and each container's set loads cleanly."""
+    known = settings_env_names()
+    checked = 0
+    for container in app_containers(render_named(name)):
+        env = resolved_env(container)
+        unknown = {k for k in env if k.startswith(ENV_PREFIX)} - known
+        assert unknown == set(), f"{container.owner} {container.name} sets {unknown}"
+        if not env:
+            continue  # the executors get no app settings; they run only Spark code
+        for key in list(os.environ):
+            if key.startswith(ENV_PREFIX):
+                monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        load_settings()  # raises SettingsError naming the variable if a value is invalid
+        checked += 1
+    assert checked >= 3
+
+
+def test_components_get_the_settings_they_need():
+    """Generator, detector, migrations and helm tests get bootstrap servers, topic, rule and database URL."""
+    docs = render_named("default")
+    by_name = {(c.owner.split("/")[0], c.name): c.env for c in app_containers(docs)}
+    needs_db = [("Deployment", "generator"), ("Deployment", "migrate"), ("SparkApplication", "migrate"),
+                ("SparkApplication", "spark-kubernetes-driver"), ("Pod", "check")]
+    for key in needs_db:
+        assert key in by_name, key
+    for key in [("Deployment", "generator"), ("SparkApplication", "spark-kubernetes-driver")]:
+        env = by_name[key]
+        for required in ("FRAUD_KAFKA__BOOTSTRAP_SERVERS", "FRAUD_KAFKA__TOPIC", "FRAUD_DATABASE_URL",
+                         "FRAUD_RULE__THRESHOLD", "FRAUD_RULE__WINDOW"):
+            assert required in env, (key, required)
+
+
+def test_kafka_bootstrap_is_the_strimzi_service_of_our_cluster():
+    """Clients connect to <kafka>-kafka-bootstrap:9092, the plain listener of the Kafka resource."""
+    docs = render_named("default")
+    kafka = one(docs, "Kafka")
+    listener = next(item for item in kafka["spec"]["kafka"]["listeners"] if item["port"] == 9092)
+    assert listener["tls"] is False and listener["type"] == "internal"
+    expected = f"{kafka['metadata']['name']}-kafka-bootstrap:9092"
+    for container in app_containers(docs):
+        if "FRAUD_KAFKA__BOOTSTRAP_SERVERS" in container.env:
+            assert container.env["FRAUD_KAFKA__BOOTSTRAP_SERVERS"]["value"] == expected
+    topic = one(docs, "KafkaTopic")
+    assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    assert one(docs, "KafkaNodePool")["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    topic_env = {c.env["FRAUD_KAFKA__TOPIC"]["value"] for c in app_containers(docs) if "FRAUD_KAFKA__TOPIC" in c.env}
+    assert topic_env == {topic["spec"]["topicName"]}
+
+
+def test_database_secret_is_the_cnpg_app_secret():
+    """The database URL comes from <cluster>-app's uri key; Grafana reads the same Secret and the -rw Service."""
+    docs = render_named("default")
+    cluster = one(docs, "Cluster")["metadata"]["name"]
+    refs = {json.dumps(c.env["FRAUD_DATABASE_URL"]["valueFrom"]["secretKeyRef"], sort_keys=True)
+            for c in app_containers(docs) if "FRAUD_DATABASE_URL" in c.env}
+    assert refs == {json.dumps({"key": "uri", "name": f"{cluster}-app"}, sort_keys=True)}
+    datasource = one(docs, "GrafanaDatasource")["spec"]
+    assert datasource["datasource"]["url"] == f"{cluster}-rw:5432"
+    assert {v["valueFrom"]["secretKeyRef"]["name"] for v in datasource["valuesFrom"]} == {f"{cluster}-app"}
+    assert one(docs, "Cluster")["spec"]["bootstrap"]["initdb"]["database"] == (
+        datasource["datasource"]["jsonData"]["database"])
+
+
+def test_spark_application_runs_the_detector_cli():
+    """mainApplicationFile is the detector entry the image copies in; its arguments parse as `detect` flags."""
+    app = one(render_named("default"), "SparkApplication")["spec"]
+    assert app["type"] == "Python" and app["mode"] == "cluster"
+    image_path = app["mainApplicationFile"].removeprefix("local://")
+    source = dockerfile_copies(ROOT / "images" / "detector" / "Dockerfile")[image_path]
+    assert source == "src/fraud_detection/detector/__main__.py"
+    assert 'main(["detect", *sys.argv[1:]])' in (ROOT / source).read_text()
+    args = build_parser().parse_args(["detect", *app.get("arguments", [])])
+    assert args.command == "detect"
+    assert args.checkpoint_dir == "/checkpoints/detector"
+    mount = app["sparkConf"]["spark.kubernetes.driver.volumes.persistentVolumeClaim.checkpoints.mount.path"]
+    assert args.checkpoint_dir.startswith(mount + "/")
+
+
+def test_spark_versions_agree():
+    """Chart sparkVersion = pyspark pin = the operator's spark.version = the detector image's Spark."""
+    spark = one(render_named("default"), "SparkApplication")["spec"]["sparkVersion"]
+    pom = (ROOT / "src" / "velocity-operator" / "pom.xml").read_text()
+    dockerfile = (ROOT / "images" / "detector" / "Dockerfile").read_text()
+    assert spark == version("pyspark")
+    assert re.search(r"<spark.version>([^<]+)</spark.version>", pom).group(1) == spark
+    assert re.search(r"ARG SPARK_IMAGE=apache/spark:([0-9.]+)-", dockerfile).group(1) == spark
+
+
+def test_commands_in_the_chart_parse_with_the_cli():
+    """Every `fraud-detection ...` command of a container or probe is valid for the CLI."""
+    commands = []
+    for container in app_containers(render_named("default")):
+        spec = container.spec
+        if spec.get("command", [None])[0] == "fraud-detection":
+            commands.append([*spec["command"][1:], *spec.get("args", [])])
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe in spec:
+                command = spec[probe]["exec"]["command"]
+                assert command[0] == "fraud-detection"
+                commands.append(command[1:])
+    assert len(commands) >= 6
+    for argv in commands:
+        build_parser().parse_args(argv)  # exits (SystemExit) on an unknown flag
+
+
+def test_images_match_skaffold():
+    """skaffold builds exactly the images the chart runs, from Dockerfiles that exist, and sets their tags."""
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    artifacts = {a["image"]: a["docker"]["dockerfile"] for a in config["build"]["artifacts"]}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(artifacts) == {values["images"][role]["repository"] for role in ("generator", "detector")}
+    for dockerfile in artifacts.values():
+        assert (ROOT / dockerfile).is_file()
+    release = config["deploy"]["helm"]["releases"][0]
+    assert (ROOT / release["chartPath"]) == CHART
+    for path in release["valuesFiles"]:
+        assert (ROOT / path).is_file()
+    for key, template in release["setValueTemplates"].items():
+        role, field = key.removeprefix("images.").split(".")
+        assert field in values["images"][role]
+        image = values["images"][role]["repository"].replace("-", "_")
+        assert template == "{{.IMAGE_%s_%s}}" % ("REPO" if field == "repository" else "TAG", image)
+    hook = config["deploy"]["helm"]["hooks"]["before"][0]["host"]["command"]
+    assert (ROOT / hook[1]).is_file()
+    for profile in config["profiles"]:
+        patched = jsonpatch.apply_patch(config, profile["patches"])  # fails on a path that does not exist
+        assert (ROOT / patched["deploy"]["helm"]["hooks"]["before"][0]["host"]["command"][1]).is_file()
+
+
+def pod_labels(docs) -> dict[str, dict]:
+    """component -> labels of the pods it runs (Deployment template, SparkApplication driver, test Pods)."""
+    labels = {}
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            found = doc["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "SparkApplication":
+            found = doc["spec"]["driver"]["labels"]
+            assert doc["spec"]["executor"]["labels"] == found
+        elif doc["kind"] == "Grafana":
+            found = doc["spec"]["deployment"]["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "Pod":
+            found = doc["metadata"]["labels"]
+        else:
+            continue
+        labels[found["app.kubernetes.io/component"]] = found
+    return labels
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all(labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+
+
+@pytest.mark.parametrize(("sets", "with_generator"), [({}, True), ({"generator.recordGroundTruth": "false"}, False)])
+def test_postgres_reachable_only_from_its_clients(sets, with_generator):
+    """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests and the
+    generator only while it records ground truth."""
+    docs = render(sets=sets)
+    policy = one(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"cnpg.io/cluster": one(docs, "Cluster")["metadata"]["name"]}
+    client_rule = next(r for r in policy["ingress"] if r["ports"] == [{"port": 5432, "protocol": "TCP"}])
+    admitted = {c for c, labels in pod_labels(docs).items() if selects(client_rule["from"][0]["podSelector"], labels)}
+    expected = {"detector", "grafana", "helm-test"} | ({"generator"} if with_generator else set())
+    assert admitted == expected
+
+
+def test_kafka_listener_admits_only_its_clients():
+    """Strimzi's listener peers match the generator's and detector's pods (and helm tests), nothing else."""
+    docs = render_named("default")
+    peers = one(docs, "Kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
+    labels = pod_labels(docs)
+    admitted = {c for c, found in labels.items() if any(selects(p["podSelector"], found) for p in peers)}
+    assert admitted == {"generator", "detector", "helm-test"}
+
+
+def test_operator_pins_match_the_schemas_we_validate_against():
+    """k8s/operators.sh installs the operator releases whose CRD schemas the chart is checked with."""
+    script = (ROOT / "k8s" / "operators.sh").read_text()
+    pins = dict(re.findall(r"^([A-Z_]+_VERSION)=(\S+)", script, re.M))
+    refs = {e["upstream_repo"].split("/")[-1]: e["upstream_ref"] for e in
+            json.loads((CRD_SCHEMAS / "sources.json").read_text())}
+    assert pins["STRIMZI_VERSION"] == refs["strimzi-kafka-operator"]
+    assert "v" + pins["SPARK_OPERATOR_VERSION"] == refs["spark-operator"]
+    assert pins["GRAFANA_OPERATOR_VERSION"] == refs["grafana-operator"]
+    assert pins["CNPG_CHART_VERSION"] == "0.29.0" and refs["cloudnative-pg"] == "v1.30.0"  # chart 0.29 = 1.30
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_pods_run_as_non_root(name):
+    """Every pod the chart defines runs as a non-root user with privilege escalation off."""
+    docs = render_named(name)
+    for doc in docs:
+        for pod in pod_specs(doc):
+            assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
+            for container in [*pod.get("initContainers", []), *pod["containers"]]:
+                assert container["securityContext"]["allowPrivilegeEscalation"] is False, container["name"]
+    generator = one(docs, "Deployment", "generator")["spec"]["template"]["spec"]
+    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in generator["containers"])
