@@ -1,6 +1,7 @@
 # fraud-detection: `make run` runs the whole pipeline locally, `make test` runs the tests.
-# Everything installs into ignored folders: .venv (Python), .cache (Maven jars, the operator jar),
-# .local (service data), src/velocity-operator/target (Maven's test build).
+# Everything installs into ignored folders: .venv (Python), .cache (Maven jars, the operator jar, pinned
+# tools in .cache/tools/bin), .local (service data), src/velocity-operator/target (Maven's test build).
+# Kubernetes: `make kind-up operators deploy` (or `make dev` for skaffold), `make e2e`, `make kind-down`.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -8,12 +9,23 @@ BIN    := $(VENV)/bin
 OPERATOR_POM := src/velocity-operator/pom.xml
 # Stamp of the last install; re-installs when pyproject.toml changes.
 INSTALLED := $(VENV)/.installed
+# Pinned helm, kind, skaffold, actionlint (versions in k8s/tools.sh); kubectl comes with the venv.
+TOOLS := .cache/tools/bin
+HELM  := $(TOOLS)/helm
+KIND  := $(TOOLS)/kind
+CHART := charts/fraud-detection
+KIND_CLUSTER := fraud-detection
+NAMESPACE    := fraud-detection
+DEV_TAG      := dev
+# operators.sh and skaffold call helm and kubectl by name.
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator kafka-jars clean clean-data
+.PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
+        kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(INSTALLED) ## Create the virtual environment and install the project with its test tools
 
@@ -27,7 +39,8 @@ $(INSTALLED): pyproject.toml
 run: venv ## Run the whole pipeline locally: Kafka, PostgreSQL, detector, generator, live view (Ctrl-C stops all)
 	$(BIN)/fraud-detection run
 
-test: venv test-operator ## Run all tests: operator (JUnit), unit, integration on real Kafka, Spark, PostgreSQL
+test: venv test-operator ## Run all tests: operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
+	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
 	$(BIN)/pytest
 
 test-operator: ## Run the velocity operator's JUnit tests
@@ -53,6 +66,44 @@ operator: venv ## Build the detector's operator jar and its Kafka connector jars
 
 kafka-jars: venv ## Resolve the Kafka broker jars from Maven Central into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.local_stack.kafka import ensure_jars; print(ensure_jars(Path(".cache")))'
+
+tools: ## Install pinned helm, kind, skaffold and actionlint into .cache/tools/bin (when missing)
+	bash k8s/tools.sh --dir $(TOOLS)
+
+chart-lint: venv ## Lint the chart and run the chart tests (render, strict schema validation, wiring, linters)
+	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/values-kind.yaml
+	$(HELM) lint --strict $(CHART) -f $(CHART)/values-aws.yaml
+	$(BIN)/pytest tests/charts
+
+kind-up: venv ## Create the kind cluster (k8s/kind-cluster.yaml; Grafana on http://grafana.localtest.me:8080)
+	bash k8s/tools.sh --dir $(TOOLS) kind
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --config k8s/kind-cluster.yaml --wait 120s
+
+operators: venv ## Install Strimzi, Spark Operator, CloudNativePG, Grafana Operator and Traefik (current kube context)
+	bash k8s/tools.sh --dir $(TOOLS) helm
+	bash k8s/operators.sh --ingress
+
+images: ## Build the generator and detector images with Docker (tag: dev)
+	docker build -f images/generator/Dockerfile -t fraud-detection-generator:$(DEV_TAG) .
+	docker build -f images/detector/Dockerfile -t fraud-detection-detector:$(DEV_TAG) .
+
+deploy: images ## Load the images into kind and install the chart with the kind values (after kind-up, operators)
+	$(KIND) load docker-image --name $(KIND_CLUSTER) fraud-detection-generator:$(DEV_TAG) fraud-detection-detector:$(DEV_TAG)
+	$(HELM) upgrade --install fraud $(CHART) -n $(NAMESPACE) -f $(CHART)/values-kind.yaml \
+	  --set images.generator.tag=$(DEV_TAG) --set images.detector.tag=$(DEV_TAG) --wait --timeout 15m
+
+dev: venv kind-up ## skaffold dev on kind: build, load, install operators and chart; redeploy on every change
+	bash k8s/tools.sh --dir $(TOOLS) skaffold helm
+	$(TOOLS)/skaffold dev
+
+e2e: venv ## End to end on a new kind cluster: operators, images, chart, alerts, scaling, Grafana (needs Docker)
+	bash k8s/tools.sh --dir $(TOOLS) helm kind
+	$(BIN)/pytest tests/e2e -rs --timeout 5400
+
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 clean-data: ## Delete the local stack's data (Kafka topics, PostgreSQL database)
 	rm -rf .local
