@@ -63,3 +63,27 @@ def test_python_code_runs_on_the_detector_images_python():
     """The package stays compatible with Python 3.10, the Python of the official Spark 4.0 image."""
     result = run(VENV_BIN / "vermin", "--no-tips", "--violations", "-t=3.10-", ROOT / "src" / "fraud_detection")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerignore_lets_through_everything_the_images_copy():
+    """Every COPY source of both Dockerfiles is inside the build context .dockerignore allows."""
+    allowed = [line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")]
+    for dockerfile in DOCKERFILES:
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY ") and "--from" not in line:
+                for source in line.split()[1:-1]:
+                    source = source.rstrip("/")
+                    assert (ROOT / source).exists(), source
+                    assert any(source == a or source.startswith(a + "/") or a.startswith(source + "/")
+                               for a in allowed), f"{source} ({dockerfile.parent.name}) is excluded by .dockerignore"
+
+
+def test_generator_image_needs_no_pyspark():
+    """The generator, the CLI's checks and migrations import without PySpark (its image has none)."""
+    code = ("import sys; sys.modules['pyspark'] = None\n"
+            "from fraud_detection.cli import main\n"
+            "import fraud_detection.generator.generate, fraud_detection.storage.postgres, fraud_detection.heartbeat\n"
+            "sys.exit(main(['check', '--heartbeat', '/nonexistent']))")
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 1 and "no heartbeat yet" in result.stderr, result.stderr
