@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
-        kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
+        lint kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,9 +39,12 @@ $(INSTALLED): pyproject.toml
 run: venv ## Run the whole pipeline locally: Kafka, PostgreSQL, detector, generator, live view (Ctrl-C stops all)
 	$(BIN)/fraud-detection run
 
-test: venv test-operator ## Run all tests: operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
+test: venv lint test-operator ## Run all tests: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
 	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
 	$(BIN)/pytest
+
+lint: venv ## Lint the Python code (ruff: pyflakes, pycodestyle, bugbear, bandit, imports; rules in pyproject.toml)
+	$(BIN)/ruff check src tests
 
 test-operator: ## Run the velocity operator's JUnit tests
 	mvn -q -B -f $(OPERATOR_POM) test

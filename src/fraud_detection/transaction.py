@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
 from json.encoder import encode_basestring_ascii as _quote

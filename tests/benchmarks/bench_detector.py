@@ -120,8 +120,8 @@ def exact_recall(url: str, attacks) -> str:
     by_card = {}
     for card, first, last in alerts:
         by_card.setdefault(card, []).append((first, last))
-    caught = sum(1 for a in attacks if any(f <= a.last_event_time_ms and l >= a.first_event_time_ms
-                                           for f, l in by_card.get(a.card_id, [])))
+    caught = sum(1 for a in attacks if any(f <= a.last_event_time_ms and last >= a.first_event_time_ms
+                                           for f, last in by_card.get(a.card_id, [])))
     return f"{caught}/{len(attacks)}, {len(alerts)} alerts, {late} late"
 
 

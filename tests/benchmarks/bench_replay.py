@@ -17,9 +17,9 @@ from pathlib import Path
 
 from fraud_detection.generator import replay
 from fraud_detection.generator.publish import Publisher
-from fraud_detection.shutdown import StopFlag
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.settings import load_settings
+from fraud_detection.shutdown import StopFlag
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = "card=cc_num,time=unix_time,amount=amt,id=trans_num,label=is_fraud,merchant=merchant"

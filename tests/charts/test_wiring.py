@@ -6,7 +6,6 @@ import json
 import os
 import re
 from importlib.metadata import version
-from pathlib import Path
 
 import jsonpatch
 import pytest
@@ -15,8 +14,18 @@ from pydantic import BaseModel
 
 from fraud_detection.cli import build_parser
 from fraud_detection.settings import ENV_PREFIX, NESTED_DELIMITER, Settings, load_settings
-from tests.charts.rendering import (CHART, CRD_SCHEMAS, ROOT, VALUES_FILES, containers, dockerfile_copies, one, pod_specs,
-                                    render, render_named)
+from tests.charts.rendering import (
+    CHART,
+    CRD_SCHEMAS,
+    ROOT,
+    VALUES_FILES,
+    containers,
+    dockerfile_copies,
+    one,
+    pod_specs,
+    render,
+    render_named,
+)
 
 APP_IMAGES = ("fraud-detection-generator", "fraud-detection-detector")
 
@@ -175,7 +184,8 @@ def test_images_match_skaffold():
         role, field = key.removeprefix("images.").split(".")
         assert field in values["images"][role]
         image = values["images"][role]["repository"].replace("-", "_")
-        assert template == "{{.IMAGE_%s_%s}}" % ("REPO" if field == "repository" else "TAG", image)
+        kind = "REPO" if field == "repository" else "TAG"
+        assert template == f"{{{{.IMAGE_{kind}_{image}}}}}"
     hook = config["deploy"]["helm"]["hooks"]["before"][0]["host"]["command"]
     assert (ROOT / hook[1]).is_file()
     for profile in config["profiles"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+
 from confluent_kafka import Producer
 
 from fraud_detection.detector.job import start
@@ -30,7 +31,8 @@ def card_events(rng: random.Random, card_id: str, start_ms: int) -> list[Event]:
 def arrival_order(rng: random.Random, events: list[Event], max_delay_ms: int, duplicate_share: float) -> list[Event]:
     """Events as delivered: each delayed by up to ``max_delay_ms`` of event time, some delivered twice."""
     deliveries = [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events]
-    deliveries += [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events if rng.random() < duplicate_share]
+    deliveries += [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events
+                   if rng.random() < duplicate_share]
     deliveries.sort(key=lambda d: d[0])
     return [e for _, e in deliveries]
 

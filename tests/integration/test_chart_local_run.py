@@ -9,6 +9,7 @@ repository through the Dockerfile's COPY lines and its baked-in jars passed with
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,8 +47,9 @@ def process_env(app_env: dict[str, str]) -> dict[str, str]:
 
 def run_init_containers(pod: dict, secrets) -> None:
     for init in pod.get("initContainers", []):
-        result = subprocess.run([*init["command"], *init.get("args", [])], env=process_env(container_env(init, secrets)),
-                                capture_output=True, text=True, timeout=120)
+        env = process_env(container_env(init, secrets))
+        result = subprocess.run([*init["command"], *init.get("args", [])], env=env, capture_output=True, text=True,
+                                timeout=120)
         assert result.returncode == 0, f"init container {init['name']}: {result.stderr[-2000:]}"
 
 
@@ -120,7 +122,8 @@ def test_rendered_generator_and_detector_raise_alerts(kafka, topic, pg_server, t
             if totals.attacks_detected >= 2:
                 break
             time.sleep(2)
-        assert totals is not None and totals.attacks_detected >= 2, (totals, (logs / "detector.out").read_text()[-3000:])
+        detector_log = (logs / "detector.out").read_text()[-3000:]
+        assert totals is not None and totals.attacks_detected >= 2, (totals, detector_log)
         assert totals.decoys_alerted == 0
     finally:
         generator_rc = stop(generator)
@@ -129,3 +132,13 @@ def test_rendered_generator_and_detector_raise_alerts(kafka, topic, pg_server, t
     # spark-submit's JVM ends through its shutdown hooks: 143 (128 + SIGTERM) is its normal stop; the
     # checkpoint and the per-batch transactions make any stop safe to resume from.
     assert detector_rc in (0, 143), (logs / "detector.out").read_text()[-3000:]
+
+
+def test_the_alerts_query_in_notes_runs_on_the_schema(database_url):
+    """The query NOTES.txt prints for watching alerts is valid SQL on the migrated schema."""
+    notes = (ROOT / "charts" / "fraud-detection" / "templates" / "NOTES.txt").read_text()
+    queries = set(re.findall(r'"(SELECT [^"]+)"', notes))
+    assert queries, "NOTES.txt shows no query"
+    with postgres.connection(database_url) as conn:
+        for query in queries:
+            postgres.fetch_all(conn, query)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-
-import pytest
 import uuid
 
-from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings, strategies as st
+import pytest
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fraud_detection.detector.job import spark_session
 from fraud_detection.settings import load_settings
@@ -40,7 +41,8 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
 ):
     """Random streams (boundary-straddling bursts, ties, redeliveries, out-of-order) give the oracle's alerts."""
     rng = random.Random(seed)
-    events = [e for c in range(cards) for e in runs.card_events(rng, f"card{seed}x{c}", runs.BASE_MS + rng.randint(0, 3_600_000))]
+    events = [e for c in range(cards)
+              for e in runs.card_events(rng, f"card{seed}x{c}", runs.BASE_MS + rng.randint(0, 3_600_000))]
     delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.05)
     run = uuid.uuid4().hex[:10]
     topic = f"diff-{run}"
@@ -54,7 +56,8 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
     # from the ones before. (Pre-producing everything and capping batch size would skew partitions in time.)
     chunks = 5
     for i in range(chunks):
-        runs.produce_events(kafka.bootstrap_servers, topic, delivered[i * len(delivered) // chunks:(i + 1) * len(delivered) // chunks])
+        chunk = delivered[i * len(delivered) // chunks:(i + 1) * len(delivered) // chunks]
+        runs.produce_events(kafka.bootstrap_servers, topic, chunk)
         runs.drain(spark, settings, url)
     assert runs.live_alerts(url) == runs.oracle_alerts(events)
     totals = runs.metrics_totals(url)

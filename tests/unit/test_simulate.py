@@ -27,7 +27,7 @@ def run(m, minutes):
 def events_and_truth(m, minutes):
     batches = run(m, minutes)
     events = [Event(c, t, ms, a) for b in batches
-              for t, c, a, ms in zip(b.transaction_ids, b.card_ids, b.amount_cents, b.event_times_ms)]
+              for t, c, a, ms in zip(b.transaction_ids, b.card_ids, b.amount_cents, b.event_times_ms, strict=True)]
     finished = [e for b in batches for e in b.finished_episodes]
     return events, finished, finished + m.cut_open_episodes(m.cursor_ms)
 
@@ -103,7 +103,7 @@ def test_each_card_keeps_its_habits():
     batches = run(model(rate_per_second=2000, population=2_000_000), 10)
     currencies: dict[str, set] = {}
     for b in batches:
-        for card, currency in zip(b.card_ids, b.currencies):
+        for card, currency in zip(b.card_ids, b.currencies, strict=True):
             currencies.setdefault(card, set()).add(currency)
     assert all(len(c) == 1 for c in currencies.values())
 

@@ -170,7 +170,7 @@ class ProgressRecorder(StreamingQueryListener):
         try:
             detections.record_duration(self._db.get(), str(progress.id), progress.batchId,
                                        float(progress.durationMs.get("triggerExecution", 0)))
-        except Exception as err:  # a metrics write must not kill the listener thread; the batch is safe
+        except Exception as err:  # noqa: BLE001 - a metrics write must not kill the listener thread; the batch is safe
             log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
             self._db.reset()
 
@@ -222,7 +222,7 @@ def _drain_listeners(spark: SparkSession, timeout_ms: int = 10_000) -> None:
     """Let the last progress events reach ProgressRecorder before the Python side goes away."""
     try:
         spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(timeout_ms)  # noqa: SLF001 (py4j)
-    except Exception as err:  # only metrics are at stake; never block the shutdown
+    except Exception as err:  # noqa: BLE001 - only metrics are at stake; never block the shutdown
         log.warning("event=listener_drain_failed error=%s", err)
 
 

@@ -88,5 +88,6 @@ def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buck
     session = parsed.sparkSession
     input_rows = session.sparkContext._jsc.sc().longAccumulator("velocity_input_rows")  # noqa: SLF001 (py4j)
     operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
-    result = ClassicDataFrame(operator.apply(parsed._jdf, threshold, window_ms, state_buckets, input_rows), session)
+    jdf = parsed._jdf  # noqa: SLF001 (py4j: the operator takes the JVM DataFrame)
+    result = ClassicDataFrame(operator.apply(jdf, threshold, window_ms, state_buckets, input_rows), session)
     return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()]), input_rows

@@ -47,7 +47,7 @@ class ParsedCsv:
     def ground_truth(self, window_ms: int = DEFAULT_WINDOW_MS) -> list[Episode]:
         """Labelled fraud grouped per card into episodes of transactions at most a window apart."""
         by_card: dict[str, list[int]] = {}
-        for row, fraud in zip(self.rows, self.labels):
+        for row, fraud in zip(self.rows, self.labels, strict=True):
             if fraud:
                 by_card.setdefault(row[1], []).append(row[8])
         episodes = []
@@ -137,13 +137,13 @@ def read_csv(
                 f"{path} has no column for {', '.join(missing)}; its columns are {', '.join(index)}. "
                 "Name yours with --map, e.g. --map card=cc_num,time=unix_time,amount=amt"
             )
-        col = {key: index.get(mapping.get(key, ""), None) for key in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
+        col = {key: index.get(mapping.get(key, "")) for key in REQUIRED_COLUMNS + OPTIONAL_COLUMNS}
         stem = path.name.split(".")[0]
         for cells in reader:
             line = reader.line_num
             try:
                 row, fraud = _parse_row(cells, col, parse_time, currency, stem, line)
-            except _Bad as bad:
+            except _BadRowError as bad:
                 parsed.bad.append(BadRow(line, bad.reason, bad.detail))
                 continue
             parsed.rows.append(row)
@@ -154,7 +154,7 @@ def read_csv(
     return parsed
 
 
-class _Bad(Exception):
+class _BadRowError(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         self.reason, self.detail = reason, detail
 
@@ -162,7 +162,7 @@ class _Bad(Exception):
 def _cell(cells: list[str], position: int | None, name: str, required: bool = False) -> str | None:
     if position is None or position >= len(cells) or not cells[position].strip():
         if required:
-            raise _Bad("missing_field", f"no value for {name}")
+            raise _BadRowError("missing_field", f"no value for {name}")
         return None
     return cells[position].strip()
 
@@ -174,16 +174,16 @@ def _parse_row(cells, col, parse_time, currency, stem, line) -> tuple[tuple, boo
     try:
         event_ms = parse_time(time_text)
     except (ValueError, OverflowError) as err:
-        raise _Bad("bad_time", f"{time_text!r}: {err}") from None
+        raise _BadRowError("bad_time", f"{time_text!r}: {err}") from None
     try:
         amount = float(amount_text)
     except ValueError:
-        raise _Bad("bad_type", f"amount {amount_text!r} is not a number") from None
+        raise _BadRowError("bad_type", f"amount {amount_text!r} is not a number") from None
     if not math.isfinite(amount) or amount <= 0 or amount > MAX_AMOUNT:
-        raise _Bad("bad_amount", f"amount {amount_text!r} is not in (0, {MAX_AMOUNT}]")
+        raise _BadRowError("bad_amount", f"amount {amount_text!r} is not in (0, {MAX_AMOUNT}]")
     channel = _cell(cells, col["channel"], "channel") or "pos"
     if channel not in CHANNELS:
-        raise _Bad("bad_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+        raise _BadRowError("bad_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
     row = (
         _cell(cells, col["id"], "id") or f"{stem}-{line}",
         card,

@@ -90,7 +90,7 @@ class Batch:
         """Rows in the argument order of ``transaction.encode``."""
         return zip(
             self.transaction_ids, self.card_ids, self.amount_cents, self.currencies, self.merchant_ids,
-            self.categories, self.countries, self.channels, self.event_times_ms,
+            self.categories, self.countries, self.channels, self.event_times_ms, strict=True,
         )
 
 
@@ -337,7 +337,7 @@ class TrafficModel:
         times = [first, *inner.tolist(), first + span]
         amounts = self._attack_amounts(count) if kind == ATTACK else rng.integers(500, 9000, count).tolist()
         channel = "ecommerce" if rng.random() < 0.6 else "contactless"
-        self._pending.extend((t, card, a, channel) for t, a in zip(times, amounts))
+        self._pending.extend((t, card, a, channel) for t, a in zip(times, amounts, strict=True))
         # Hold the card back from legitimate traffic until a window after the episode.
         self._last_swipe_ms[card] = times[-1] + window
         self._open[Episode(self.card_id(card), kind, times[0], times[-1], count)] = times

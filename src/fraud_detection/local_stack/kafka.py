@@ -60,7 +60,8 @@ def ensure_jars(cache_dir: Path) -> Path:
         capture_output=True, text=True,
     )
     if result.returncode != 0:
-        raise LocalStackError(f"Maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise LocalStackError(
+            f"Maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     (libs / ".complete").touch()
     return libs
 
@@ -164,14 +165,13 @@ class LocalKafka:
             )
             if formatted.returncode != 0:
                 raise LocalStackError(f"formatting the Kafka log directory failed:\n{formatted.stderr[-2000:]}")
-        out = open(self.data_dir / "logs" / "stdout.log", "ab")
         # A session of its own, so Ctrl-C in a terminal reaches the orchestrator, which stops the
         # broker last, after the producers have flushed.
-        self._process = subprocess.Popen(
-            self._java(libs, "kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        out.close()
+        with open(self.data_dir / "logs" / "stdout.log", "ab") as out:
+            self._process = subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(config)), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._wait_ready()
         log.info("event=kafka_started bootstrap=%s pid=%d", self.bootstrap_servers, self._process.pid)
         return self
@@ -189,7 +189,7 @@ class LocalKafka:
                 try:
                     admin.list_topics(timeout=2)
                     return
-                except Exception:  # noqa: BLE001 - not ready yet; retried until the deadline
+                except Exception:  # noqa: BLE001, S110 - not ready yet; retried until the deadline
                     pass
             time.sleep(0.2)
         self.stop()

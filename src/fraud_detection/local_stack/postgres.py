@@ -37,7 +37,8 @@ class LocalPostgres:
         """Create database ``name`` unless it exists; returns its URL."""
         if not name.isidentifier():
             raise ValueError(f"not a plain database name: {name!r}")
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")
+        # psql takes no parameters; the name is checked to be a plain identifier above.
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}';")  # noqa: S608
         if "(1 row)" not in exists:
             self._server.psql(f"CREATE DATABASE {name};")
         return self._server.get_uri(name)

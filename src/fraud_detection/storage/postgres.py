@@ -17,7 +17,6 @@ from psycopg2.extras import execute_values
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_TABLE = "schema_migrations"
 # Any constant works; it keeps concurrent `db migrate` runs (replicas, hook jobs) from racing.
 _MIGRATION_LOCK_ID = 0x46524155
 
@@ -94,11 +93,11 @@ def migrate(url: str) -> list[Migration]:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_ID,))
             cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            cur.execute(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}")
+            cur.execute("SELECT version, checksum FROM schema_migrations")
             recorded = dict(cur.fetchall())
         try:
             for migration in available_migrations():
@@ -112,7 +111,7 @@ def migrate(url: str) -> list[Migration]:
                 with conn, conn.cursor() as cur:
                     cur.execute(migration.sql)
                     cur.execute(
-                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum) VALUES (%s, %s, %s)",
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                         (migration.version, migration.name, migration.checksum),
                     )
                 applied_now.append(migration)
@@ -126,10 +125,10 @@ def migrate(url: str) -> list[Migration]:
 def pending_migrations(url: str) -> list[Migration]:
     """The migrations the database has not recorded yet (all of them on an empty database)."""
     with connection(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (MIGRATIONS_TABLE,))
+        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
         recorded: set[int] = set()
         if cur.fetchone()[0]:
-            cur.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")
+            cur.execute("SELECT version FROM schema_migrations")
             recorded = {row[0] for row in cur.fetchall()}
     return [m for m in available_migrations() if m.version not in recorded]
 
