@@ -60,6 +60,10 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
         runs.produce_events(kafka.bootstrap_servers, topic, chunk)
         runs.drain(spark, settings, url)
     assert runs.live_alerts(url) == runs.oracle_alerts(events)
+    with postgres.connection(url) as conn:  # the raising transaction lies inside its burst
+        (outside,) = postgres.fetch_all(conn, "SELECT count(*) FROM alerts WHERE trigger_event_time IS NULL"
+                                              " OR trigger_event_time NOT BETWEEN first_event_time AND last_event_time")
+    assert outside == (0,)
     totals = runs.metrics_totals(url)
     assert totals["late_rows"] == 0, "delays stay within the allowed lateness"
     assert totals["input_rows"] == len(delivered)

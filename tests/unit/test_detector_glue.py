@@ -17,7 +17,7 @@ from fraud_detection.storage.reports import RecentAlert, Totals
 def _row(**fields):
     base = dict.fromkeys(("kind", "card_id", "alert_id", "first_event_time_ms", "last_event_time_ms", "txn_count",
                           "amount_total_cents", "trigger_transaction_id", "trigger_kafka_timestamp_ms",
-                          "merged_into", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp_ms",
+                          "trigger_event_time_ms", "merged_into", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp_ms",
                           "reason", "detail", "raw_key", "raw_value"))
     return SimpleNamespace(**{**base, **fields})
 
@@ -26,7 +26,8 @@ def test_operator_rows_are_sorted_into_alerts_merges_rejects_and_duplicates():
     """Each output kind lands in its part of the batch; raw bytes come back as bytes."""
     rows = [
         _row(kind="alert", alert_id="a1", card_id="c", first_event_time_ms=1, last_event_time_ms=2, txn_count=6,
-             amount_total_cents=600, trigger_transaction_id="t6", trigger_kafka_timestamp_ms=3),
+             amount_total_cents=600, trigger_transaction_id="t6", trigger_kafka_timestamp_ms=3,
+             trigger_event_time_ms=2),
         _row(kind="merged", alert_id="a2", merged_into="a1"),
         _row(kind="rejected", topic="t", kafka_partition=0, kafka_offset=7, reason="invalid_json",
              raw_value=bytearray(b"x"), kafka_timestamp_ms=5),
@@ -34,7 +35,7 @@ def test_operator_rows_are_sorted_into_alerts_merges_rejects_and_duplicates():
         _row(kind="duplicate"),
     ]
     result = batch_result(rows)
-    assert [a.alert_id for a in result.alerts] == ["a1"]
+    assert [(a.alert_id, a.trigger_event_time_ms) for a in result.alerts] == [("a1", 2)]
     assert result.merges == {"a2": "a1"}
     assert [(r.reason, r.raw_payload) for r in result.rejected] == [("invalid_json", b"x"), ("late", None)]
     assert result.duplicates == 1

@@ -105,7 +105,7 @@ def batch_result(rows) -> detections.BatchResult:
         if r.kind == "alert":
             result.alerts.append(detections.AlertRow(
                 r.alert_id, r.card_id, r.first_event_time_ms, r.last_event_time_ms, r.txn_count,
-                r.amount_total_cents, r.trigger_transaction_id, r.trigger_kafka_timestamp_ms))
+                r.amount_total_cents, r.trigger_transaction_id, r.trigger_kafka_timestamp_ms, r.trigger_event_time_ms))
         elif r.kind == "merged":
             result.merges[r.alert_id] = r.merged_into
         elif r.kind == "duplicate":

@@ -28,6 +28,7 @@ OUTPUT = {
     "kind": "kind", "cardId": "card_id", "alertId": "alert_id", "firstEventTimeMs": "first_event_time_ms",
     "lastEventTimeMs": "last_event_time_ms", "txnCount": "txn_count", "amountTotalCents": "amount_total_cents",
     "triggerTransactionId": "trigger_transaction_id", "triggerKafkaTimestampMs": "trigger_kafka_timestamp_ms",
+    "triggerEventTimeMs": "trigger_event_time_ms",
     "mergedInto": "merged_into", "topic": "topic", "kafkaPartition": "kafka_partition",
     "kafkaOffset": "kafka_offset", "kafkaTimestampMs": "kafka_timestamp_ms", "reason": "reason",
     "detail": "detail", "rawKey": "raw_key", "rawValue": "raw_value",

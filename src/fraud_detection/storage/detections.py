@@ -33,6 +33,7 @@ class AlertRow:
     amount_total_cents: int
     trigger_transaction_id: str
     trigger_kafka_timestamp_ms: int
+    trigger_event_time_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +119,14 @@ def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[boo
     rows = execute_values(
         cur,
         "INSERT INTO alerts (alert_id, rule, card_id, first_event_time, last_event_time, txn_count, amount_total,"
-        " trigger_transaction_id, trigger_kafka_timestamp, detected_at, updated_at) VALUES %s"
+        " trigger_transaction_id, trigger_kafka_timestamp, trigger_event_time, detected_at, updated_at) VALUES %s"
         " ON CONFLICT (alert_id) DO UPDATE SET first_event_time = EXCLUDED.first_event_time,"
         " last_event_time = EXCLUDED.last_event_time, txn_count = EXCLUDED.txn_count,"
         " amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at"
         " RETURNING alert_id, (xmax = 0)",
         [(a.alert_id, RULE, a.card_id, utc(a.first_event_time_ms), utc(a.last_event_time_ms), a.txn_count,
-          Decimal(a.amount_total_cents) / 100, a.trigger_transaction_id, utc(a.trigger_kafka_timestamp_ms), now, now)
+          Decimal(a.amount_total_cents) / 100, a.trigger_transaction_id, utc(a.trigger_kafka_timestamp_ms),
+          utc(a.trigger_event_time_ms), now, now)
          for a in alerts],
         fetch=True,
     )

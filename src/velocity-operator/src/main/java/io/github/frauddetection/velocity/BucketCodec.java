@@ -22,7 +22,8 @@ final class BucketCodec {
     String[] alertCards = s.getAlertCardIds();
     for (int i = 0; i < alertCards.length; i++) {
       VelocityWindow.AlertInfo a = new VelocityWindow.AlertInfo(
-          s.getAlertIds()[i], s.getAlertTriggerIds()[i], s.getAlertTriggerKafkaTimestamps()[i]);
+          s.getAlertIds()[i], s.getAlertTriggerIds()[i], s.getAlertTriggerKafkaTimestamps()[i],
+          s.getAlertTriggerEventTimes()[i]);
       a.first = s.getAlertFirstEventTimes()[i];
       a.last = s.getAlertLastEventTimes()[i];
       a.count = s.getAlertTxnCounts()[i];
@@ -43,7 +44,7 @@ final class BucketCodec {
     String[] eventCards = new String[n], txIds = new String[n], burstIds = new String[n];
     boolean[] triggered = new boolean[n];
     String[] alertCards = new String[m], ids = new String[m], triggerIds = new String[m];
-    long[] triggerTs = new long[m], first = new long[m], last = new long[m], count = new long[m], amount = new long[m];
+    long[] triggerTs = new long[m], triggerTimes = new long[m], first = new long[m], last = new long[m], count = new long[m], amount = new long[m];
     int i = 0, k = 0;
     for (VelocityWindow w : cards) {
       for (VelocityWindow.Entry e : w.entries) {
@@ -60,6 +61,7 @@ final class BucketCodec {
         ids[k] = a.id;
         triggerIds[k] = a.triggerId;
         triggerTs[k] = a.triggerKafkaTimestamp;
+        triggerTimes[k] = a.triggerEventTime;
         first[k] = a.first;
         last[k] = a.last;
         count[k] = a.count;
@@ -79,6 +81,7 @@ final class BucketCodec {
     s.setAlertIds(ids);
     s.setAlertTriggerIds(triggerIds);
     s.setAlertTriggerKafkaTimestamps(triggerTs);
+    s.setAlertTriggerEventTimes(triggerTimes);
     s.setAlertFirstEventTimes(first);
     s.setAlertLastEventTimes(last);
     s.setAlertTxnCounts(count);

@@ -30,6 +30,7 @@ public class BucketState implements Serializable {
   private String[] alertIds = new String[0];
   private String[] alertTriggerIds = new String[0];
   private long[] alertTriggerKafkaTimestamps = new long[0];
+  private long[] alertTriggerEventTimes = new long[0];
   private long[] alertFirstEventTimes = new long[0];
   private long[] alertLastEventTimes = new long[0];
   private long[] alertTxnCounts = new long[0];
@@ -59,6 +60,8 @@ public class BucketState implements Serializable {
   public void setAlertTriggerIds(String[] v) { alertTriggerIds = v; }
   public long[] getAlertTriggerKafkaTimestamps() { return alertTriggerKafkaTimestamps; }
   public void setAlertTriggerKafkaTimestamps(long[] v) { alertTriggerKafkaTimestamps = v; }
+  public long[] getAlertTriggerEventTimes() { return alertTriggerEventTimes; }
+  public void setAlertTriggerEventTimes(long[] v) { alertTriggerEventTimes = v; }
   public long[] getAlertFirstEventTimes() { return alertFirstEventTimes; }
   public void setAlertFirstEventTimes(long[] v) { alertFirstEventTimes = v; }
   public long[] getAlertLastEventTimes() { return alertLastEventTimes; }

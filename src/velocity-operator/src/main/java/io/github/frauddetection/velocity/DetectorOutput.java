@@ -26,6 +26,7 @@ public class DetectorOutput implements Serializable {
   private Long amountTotalCents;
   private String triggerTransactionId;
   private Long triggerKafkaTimestampMs;
+  private Long triggerEventTimeMs;
   private String mergedInto;
   // Record fields.
   private String topic;
@@ -55,6 +56,8 @@ public class DetectorOutput implements Serializable {
   public void setTriggerTransactionId(String v) { triggerTransactionId = v; }
   public Long getTriggerKafkaTimestampMs() { return triggerKafkaTimestampMs; }
   public void setTriggerKafkaTimestampMs(Long v) { triggerKafkaTimestampMs = v; }
+  public Long getTriggerEventTimeMs() { return triggerEventTimeMs; }
+  public void setTriggerEventTimeMs(Long v) { triggerEventTimeMs = v; }
   public String getMergedInto() { return mergedInto; }
   public void setMergedInto(String v) { mergedInto = v; }
   public String getTopic() { return topic; }

@@ -56,12 +56,14 @@ final class VelocityWindow {
     final String id;
     final String triggerId;
     final long triggerKafkaTimestamp;
+    final long triggerEventTime;
     long first, last, count, amount;
 
-    AlertInfo(String id, String triggerId, long triggerKafkaTimestamp) {
+    AlertInfo(String id, String triggerId, long triggerKafkaTimestamp, long triggerEventTime) {
       this.id = id;
       this.triggerId = triggerId;
       this.triggerKafkaTimestamp = triggerKafkaTimestamp;
+      this.triggerEventTime = triggerEventTime;
     }
   }
 
@@ -193,7 +195,8 @@ final class VelocityWindow {
     AlertInfo alert;
     if (members.isEmpty()) {
       Entry trigger = entries.get(first);
-      alert = new AlertInfo(alertId(cardId, trigger.transactionId), trigger.transactionId, trigger.kafkaTimestamp);
+      alert = new AlertInfo(alertId(cardId, trigger.transactionId), trigger.transactionId, trigger.kafkaTimestamp,
+          trigger.eventTime);
       alerts.add(alert);
     } else {
       alert = members.get(0);
@@ -272,6 +275,7 @@ final class VelocityWindow {
     o.setAmountTotalCents(a.amount);
     o.setTriggerTransactionId(a.triggerId);
     o.setTriggerKafkaTimestampMs(a.triggerKafkaTimestamp);
+    o.setTriggerEventTimeMs(a.triggerEventTime);
     return o;
   }
 

@@ -65,9 +65,11 @@ class VelocityWindowTest {
     DetectorOutput alert = second.get(0);
     assertEquals(6, alert.getTxnCount());
     assertEquals("f", alert.getTriggerTransactionId());
+    assertEquals(BASE + 5 * MINUTE, alert.getTriggerEventTimeMs(), "the raising transaction's event time");
     assertEquals(VelocityWindow.alertId("c", "f"), alert.getAlertId());
     List<DetectorOutput> third = w.add(List.of(tx("g", 6)), 0);
     assertEquals(alert.getAlertId(), third.get(0).getAlertId(), "the burst keeps its alert id");
+    assertEquals(BASE + 5 * MINUTE, third.get(0).getTriggerEventTimeMs(), "and its raising transaction");
     assertEquals(7, third.get(0).getTxnCount());
   }
 
@@ -166,6 +168,7 @@ class VelocityWindowTest {
     VelocityWindow copy = loaded.get("c");
     List<DetectorOutput> out = copy.add(List.of(tx("g", 6)), 0);
     assertEquals(VelocityWindow.alertId("c", "f"), out.get(0).getAlertId());
+    assertEquals(BASE + 5 * MINUTE, out.get(0).getTriggerEventTimeMs());
     assertEquals(7, out.get(0).getTxnCount());
   }
 
