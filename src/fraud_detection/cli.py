@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
                       description="Apply the SQL migrations not yet recorded in schema_migrations.")
 
+    evl = sub.add_parser("evaluate", help="detection quality: ground truth vs alerts (recall, precision, delays)",
+                         description="Join the ground truth (injected_attacks: generator runs or a replayed CSV's "
+                                     "labels) with the live alerts over an event-time range: recall, precision, "
+                                     "detection delay percentiles, missed attacks and false alerts.")
+    evl.add_argument("--since", type=_start_time, metavar="TIME",
+                     help="first event time to include (epoch seconds or ISO-8601; default: all)")
+    evl.add_argument("--until", type=_start_time, metavar="TIME", help="event time to stop before (default: all)")
+    evl.add_argument("--source", metavar="PREFIX",
+                     help="ground truth whose source starts with PREFIX, e.g. generator: or replay:fraud.csv")
+    evl.add_argument("--format", choices=("table", "json"), default="table", help="stdout format (default table)")
+    evl.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report with plots")
+
     chk = sub.add_parser("check", help="health checks for probes and `helm test`",
                          description="Check the services this deployment needs; exit 1 naming the first failure.")
     chk.add_argument("--postgres", action="store_true", help="PostgreSQL answers and every migration is applied")
@@ -238,6 +250,28 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timezone
+
+    from fraud_detection.evaluation import quality, report
+    from fraud_detection.storage import postgres, reports
+
+    def moment(epoch_ms: int | None):
+        return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        print("fraud-detection evaluate: --until must be after --since", file=sys.stderr)
+        return 2
+    with postgres.connection(settings.require_database_url()) as conn:
+        truth, alerts = reports.evaluation_rows(conn, moment(args.since), moment(args.until), args.source)
+    evaluation = quality.evaluate([quality.Truth(*row) for row in truth], [quality.AlertRecord(*row) for row in alerts])
+    print(report.to_json(evaluation) if args.format == "json" else report.to_table(evaluation))
+    if args.html:
+        args.html.write_text(report.to_html(evaluation), encoding="utf-8")
+        log.info("event=evaluation_report file=%s", args.html)
+    return 0
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.postgres or args.kafka or args.heartbeat):
         print("fraud-detection check: name what to check: --postgres, --kafka and/or --heartbeat FILE", file=sys.stderr)
@@ -280,8 +314,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "db": _db, "check": _check,
-            "create-topic": _create_topic, "run": _run}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "evaluate": _evaluate, "db": _db,
+            "check": _check, "create-topic": _create_topic, "run": _run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,8 +17,8 @@ from fraud_detection.storage.reports import RecentAlert, Totals
 def _row(**fields):
     base = dict.fromkeys(("kind", "card_id", "alert_id", "first_event_time_ms", "last_event_time_ms", "txn_count",
                           "amount_total_cents", "trigger_transaction_id", "trigger_kafka_timestamp_ms",
-                          "trigger_event_time_ms", "merged_into", "topic", "kafka_partition", "kafka_offset", "kafka_timestamp_ms",
-                          "reason", "detail", "raw_key", "raw_value"))
+                          "trigger_event_time_ms", "merged_into", "topic", "kafka_partition", "kafka_offset",
+                          "kafka_timestamp_ms", "reason", "detail", "raw_key", "raw_value"))
     return SimpleNamespace(**{**base, **fields})
 
 

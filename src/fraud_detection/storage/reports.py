@@ -7,7 +7,7 @@ event-time span; a decoy that gets such an alert is a false alert.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,34 @@ def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:
             (limit,),
         )
         return [RecentAlert(*row) for row in cur.fetchall()]
+
+
+def evaluation_rows(conn, since: datetime | None = None, until: datetime | None = None,
+                    source: str | None = None) -> tuple[list[tuple], list[tuple]]:
+    """Ground truth starting in [since, until) (event time; ``source`` prefix, e.g. ``replay:``) and the live
+    alerts whose event-time span overlaps that range, as rows in the field order of ``evaluation.quality``'s
+    Truth and AlertRecord."""
+    low = since or datetime(1970, 1, 1, tzinfo=timezone.utc)
+    high = until or datetime(9999, 1, 1, tzinfo=timezone.utc)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT source, card_id, kind, first_event_time, last_event_time, txn_count FROM injected_attacks"
+            " WHERE first_event_time >= %s AND first_event_time < %s AND source LIKE %s"
+            " ORDER BY first_event_time, card_id",
+            (low, high, _like_prefix(source)),
+        )
+        truth = cur.fetchall()
+        cur.execute(
+            "SELECT alert_id, card_id, first_event_time, last_event_time, txn_count, trigger_event_time,"
+            " trigger_kafka_timestamp, detected_at FROM alerts"
+            " WHERE merged_into IS NULL AND last_event_time >= %s AND first_event_time < %s"
+            " ORDER BY detected_at, alert_id",
+            (low, high),
+        )
+        alerts = cur.fetchall()
+    return truth, alerts
+
+
+def _like_prefix(prefix: str | None) -> str:
+    escaped = (prefix or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
