@@ -16,11 +16,13 @@ log = logging.getLogger(__name__)
 CLEAR = "\033[H\033[2J"
 
 
-def render(recent: list[reports.RecentAlert], totals: reports.Totals) -> str:
+def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: reports.Health) -> str:
     """The whole screen as text."""
     lines = [
         "fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in .local/logs)",
         "",
+        f"processed {health.rate_per_s:>8,.0f} tx/s   alert latency p50 {_seconds(health.latency_p50_s)}"
+        f"  p99 {_seconds(health.latency_p99_s)} (last 5 min)   recall {_percent(reports.Health.recall(totals))}",
         f"attacks injected {totals.attacks:>6,}   detected {totals.attacks_detected:>6,}   "
         f"decoys {totals.decoys:>6,}   decoys alerted {totals.decoys_alerted:>4,}   "
         f"alerts {totals.alerts:>6,}   rejected records {totals.rejected:>6,}",
@@ -36,9 +38,20 @@ def render(recent: list[reports.RecentAlert], totals: reports.Totals) -> str:
     return "\n".join(lines)
 
 
-def summary_line(totals: reports.Totals) -> str:
-    return (f"event=live attacks={totals.attacks} detected={totals.attacks_detected} decoys={totals.decoys} "
+def summary_line(totals: reports.Totals, health: reports.Health) -> str:
+    return (f"event=live rate={health.rate_per_s:.0f} latency_p50_s={_seconds(health.latency_p50_s).strip()} "
+            f"latency_p99_s={_seconds(health.latency_p99_s).strip()} "
+            f"recall={_percent(reports.Health.recall(totals)).replace(' ', '')} "
+            f"attacks={totals.attacks} detected={totals.attacks_detected} decoys={totals.decoys} "
             f"decoys_alerted={totals.decoys_alerted} alerts={totals.alerts} rejected={totals.rejected}")
+
+
+def _seconds(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:5.2f}s"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 class LiveView:
@@ -61,12 +74,12 @@ class LiveView:
         self._next = now + self._every_s
         try:
             conn = self._db.get()
-            totals = reports.totals(conn)
+            totals, health = reports.totals(conn), reports.health(conn)
             if self._tty:
-                self._stream.write(CLEAR + render(reports.newest_alerts(conn), totals) + "\n")
+                self._stream.write(CLEAR + render(reports.newest_alerts(conn), totals, health) + "\n")
                 self._stream.flush()
             else:
-                log.info(summary_line(totals))
+                log.info(summary_line(totals, health))
         except Exception as err:  # noqa: BLE001 (the view is best effort)
             log.debug("event=live_view_skipped error=%s", err)
             self._db.reset()

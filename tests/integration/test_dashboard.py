@@ -39,7 +39,7 @@ def seed(url: str) -> None:
     def alert(alert_id, card, first_min, last_min, count, trigger_min):
         first = ms(t0) + first_min * MINUTE_MS
         return detections.AlertRow(alert_id, card, first, ms(t0) + last_min * MINUTE_MS, count, 100 * count,
-                                   f"tx-{alert_id}", ms(NOW - timedelta(seconds=2)), ms(t0) + trigger_min * MINUTE_MS)
+                                   f"tx-{alert_id}", ms(NOW - timedelta(seconds=40)), ms(t0) + trigger_min * MINUTE_MS)
     batches = [
         detections.BatchResult(alerts=[alert("a1", "g-1", 0, 5, 8, 3), alert("a2", "g-2", 1, 4, 7, 2)], input_rows=900),
         detections.BatchResult(alerts=[alert("a3", "g-4", 0, 9, 6, 9), alert("a4", "x-9", 16, 19, 6, 19)],
@@ -139,6 +139,15 @@ def test_quality_panels_agree_with_evaluate(seeded_url):
     assert float(stats["Precision"]) == pytest.approx(100 * ev.precision)
     assert stats["Alerts with no injected attack"] == len(ev.false_alerts)
     assert stats["Decoys alerted"] == ev.decoys_alerted
+
+
+def test_live_view_health_matches_the_seeded_metrics(seeded_url):
+    """make run's headline: processed rate from the batch metrics, latency percentiles from the alerts."""
+    with postgres.connection(seeded_url) as conn:
+        health = reports.health(conn, rate_s=120)
+    assert health.rate_per_s == pytest.approx((900 + 1100) / 120)
+    assert health.latency_p50_s == pytest.approx(15.0)  # alerts stored 10 s and 20 s after their trigger
+    assert health.latency_p99_s == pytest.approx(20.0)
 
 
 def test_a_query_naming_a_missing_column_fails(seeded_url):

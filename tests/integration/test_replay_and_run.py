@@ -92,6 +92,11 @@ def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_p
     assert final.decoys_alerted == 0, final
     assert "event=generator_stop" in log and "failed=0" in log
     assert "event=detector_stopped" in log
-    assert "event=live attacks=" in log, "the live view reports while running"
+    assert "event=live rate=" in log and "recall=" in log, "the live view reports while running"
+    evaluation = subprocess.run([*CLI, "evaluate", "--format", "json"], env=env, capture_output=True, text=True,
+                                timeout=60)
+    assert evaluation.returncode == 0, evaluation.stderr
+    summary = json.loads(evaluation.stdout)
+    assert summary["recall"] == 1.0 and summary["decoys_alerted"] == 0, summary
     assert not _listening(port)
     assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -11,7 +11,7 @@ from fraud_detection.detector.job import batch_result, kafka_options
 from fraud_detection.detector.velocity_state import OperatorBuildError, _sources_digest, operator_jars
 from fraud_detection.live_view import render, summary_line
 from fraud_detection.settings import SettingsError, load_settings
-from fraud_detection.storage.reports import RecentAlert, Totals
+from fraud_detection.storage.reports import Health, RecentAlert, Totals
 
 
 def _row(**fields):
@@ -82,8 +82,14 @@ def test_sasl_credentials_reach_spark_as_a_jaas_line():
 def test_live_view_shows_totals_and_newest_alerts():
     """The screen lists each recent alert with its window and latency, and the detection totals."""
     t = datetime(2026, 11, 28, 14, 7, tzinfo=timezone.utc)
-    totals = Totals(attacks=3, attacks_detected=3, decoys=2, decoys_alerted=0, alerts=3, rejected=1)
-    screen = render([RecentAlert("card-1", 7, t, t.replace(minute=9), 412.0)], totals)
+    totals = Totals(attacks=4, attacks_detected=3, decoys=2, decoys_alerted=0, alerts=3, rejected=1)
+    health = Health(rate_per_s=1950.4, latency_p50_s=0.85, latency_p99_s=1.2)
+    screen = render([RecentAlert("card-1", 7, t, t.replace(minute=9), 412.0)], totals, health)
     assert "card-1" in screen and "14:07:00 - 14:09:00" in screen and "0.41 s" in screen
     assert "detected      3" in screen
-    assert summary_line(totals) == "event=live attacks=3 detected=3 decoys=2 decoys_alerted=0 alerts=3 rejected=1"
+    assert "processed    1,950 tx/s" in screen and "p50  0.85s" in screen and "recall 75.0 %" in screen
+    assert summary_line(totals, health) == ("event=live rate=1950 latency_p50_s=0.85s latency_p99_s=1.20s "
+                                            "recall=75.0% attacks=4 detected=3 decoys=2 decoys_alerted=0 "
+                                            "alerts=3 rejected=1")
+    idle = summary_line(Totals(0, 0, 0, 0, 0, 0), Health(0.0, None, None))
+    assert "latency_p50_s=- " in idle and "recall=n/a" in idle

@@ -29,6 +29,19 @@ class Totals:
     rejected: int
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The pipeline right now: processed rate over the last ``rate_s``, alert latency over the last 5 minutes."""
+
+    rate_per_s: float
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+
+    @staticmethod
+    def recall(totals: Totals) -> float | None:
+        return totals.attacks_detected / totals.attacks if totals.attacks else None
+
+
 _DETECTED = (
     "EXISTS (SELECT 1 FROM alerts a WHERE a.card_id = i.card_id AND a.merged_into IS NULL"
     " AND a.first_event_time <= i.last_event_time AND a.last_event_time >= i.first_event_time)"
@@ -48,6 +61,20 @@ def totals(conn) -> Totals:
             " FROM injected_attacks i"
         )
         return Totals(*cur.fetchone())
+
+
+def health(conn, rate_s: int = 30) -> Health:
+    """The dashboard's throughput and latency panels, reduced to now (same tables, same definitions)."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics WHERE component = 'detector'"
+            "  AND recorded_at > now() - make_interval(secs => %s)) / %s::float,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - trigger_kafka_timestamp)),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - trigger_kafka_timestamp))"
+            " FROM alerts WHERE merged_into IS NULL AND detected_at > now() - interval '5 minutes'",
+            (rate_s, rate_s),
+        )
+        return Health(*cur.fetchone())
 
 
 def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:
