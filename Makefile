@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
-        lint kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
+        lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ $(INSTALLED): pyproject.toml
 
 run: venv ## Run the whole pipeline locally: Kafka, PostgreSQL, detector, generator, live view (Ctrl-C stops all)
 	$(BIN)/fraud-detection run
+
+grafana: venv ## A local Grafana on http://127.0.0.1:3000 with the dashboards, over make run's database (needs grafana on PATH)
+	$(BIN)/fraud-detection grafana
 
 test: venv lint test-operator ## Run all tests: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
 	bash k8s/tools.sh --dir $(TOOLS) helm actionlint

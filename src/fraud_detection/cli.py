@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--format", choices=("table", "json"), default="table", help="stdout format (default table)")
     evl.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report with plots")
 
+    sub.add_parser("grafana", help="a local Grafana on 127.0.0.1:3000 with the repository's dashboards (make grafana)",
+                   description="Start a local Grafana (a `grafana` binary on PATH) with the repository's "
+                               "provisioning: the PostgreSQL datasource of `make run` (or FRAUD_DATABASE_URL) "
+                               "and the dashboards in charts/fraud-detection/dashboards.")
+
     chk = sub.add_parser("check", help="health checks for probes and `helm test`",
                          description="Check the services this deployment needs; exit 1 naming the first failure.")
     chk.add_argument("--postgres", action="store_true", help="PostgreSQL answers and every migration is applied")
@@ -272,6 +277,22 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _grafana(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.grafana import find_grafana, run_grafana
+    from fraud_detection.local_stack.run import DATABASE_URL_FILE
+
+    find_grafana()  # first: without Grafana nothing else matters, and the message says what to install
+    url_file = settings.local.dir / DATABASE_URL_FILE
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    elif url_file.exists():
+        url = url_file.read_text().strip()
+    else:
+        raise ConnectionError("no database: start `make run` first (its embedded PostgreSQL) "
+                              "or set FRAUD_DATABASE_URL")
+    return run_grafana(url, settings.local.dir / "grafana")
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.postgres or args.kafka or args.heartbeat):
         print("fraud-detection check: name what to check: --postgres, --kafka and/or --heartbeat FILE", file=sys.stderr)
@@ -315,7 +336,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "evaluate": _evaluate, "db": _db,
-            "check": _check, "create-topic": _create_topic, "run": _run}
+            "check": _check, "create-topic": _create_topic, "run": _run, "grafana": _grafana}
 
 if __name__ == "__main__":
     sys.exit(main())

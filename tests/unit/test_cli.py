@@ -5,7 +5,8 @@ import pytest
 
 from fraud_detection.cli import build_parser, main
 
-SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["db"], ["db", "migrate"], ["check"], ["create-topic"], ["run"]]
+SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["evaluate"], ["db"], ["db", "migrate"], ["check"],
+               ["create-topic"], ["run"], ["grafana"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)

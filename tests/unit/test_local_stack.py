@@ -20,3 +20,13 @@ def test_cached_jars_are_reused_without_maven(monkeypatch, tmp_path):
     (libs / ".complete").touch()
     monkeypatch.setattr(kafka.shutil, "which", lambda name: None)
     assert ensure_jars(tmp_path) == libs
+
+
+def test_database_url_file_is_private_and_removed_afterwards(tmp_path):
+    """`make run` shares its embedded database URL with `make grafana` in an owner-only file, while it runs."""
+    from fraud_detection.local_stack.run import url_file
+
+    with url_file(tmp_path / "local" / "database.url", "postgresql://postgres:@/fraud?host=/tmp/x") as path:
+        assert path.read_text() == "postgresql://postgres:@/fraud?host=/tmp/x"
+        assert path.stat().st_mode & 0o077 == 0
+    assert not path.exists()

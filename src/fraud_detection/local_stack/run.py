@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 from fraud_detection.live_view import LiveView
@@ -59,6 +59,22 @@ def _start(name: str, env: dict[str, str], log_dir: Path | None) -> subprocess.P
         return subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
 
 
+DATABASE_URL_FILE = "database.url"  # where `make grafana` finds the embedded server while `make run` runs
+
+
+@contextmanager
+def url_file(path: Path, url: str):
+    """The URL in a file only its owner can read, for as long as the server runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(url)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def run_local(settings: Settings, duration_s: float | None = None) -> int:
     local = settings.local
     with ExitStack() as services:
@@ -69,6 +85,7 @@ def run_local(settings: Settings, duration_s: float | None = None) -> int:
             database_url = settings.database_url.get_secret_value()
         else:
             database_url = services.enter_context(LocalPostgres(local.dir / "postgres")).url
+            services.enter_context(url_file(local.dir / DATABASE_URL_FILE, database_url))
         postgres.migrate(database_url)
         kafka.create_topic(settings.kafka.topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)
