@@ -70,6 +70,10 @@ class DetectorSettings(BaseModel):
     max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
     max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
     fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
+    sink_retry_timeout: int = Field(600, ge=0, le=86_400,
+                                    description="seconds a batch keeps retrying an unreachable PostgreSQL")
+    kafka_retry_timeout: int = Field(120, ge=1, le=3600,
+                                     description="seconds the Kafka source keeps retrying an unreachable broker")
     jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
 
 

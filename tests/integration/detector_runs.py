@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 
 from confluent_kafka import Producer
@@ -105,3 +108,30 @@ def metrics_totals(database_url: str) -> dict[str, int]:
         )
     names = ("input_rows", "rejected_rows", "late_rows", "duplicate_rows", "batches", "batches_with_progress")
     return dict(zip(names, (int(v) for v in row), strict=True))
+
+
+CLI = [sys.executable, "-m", "fraud_detection.cli"]
+
+
+def batches(database_url: str) -> int:
+    with postgres.connection(database_url) as conn:
+        return postgres.fetch_all(conn, "SELECT count(*) FROM pipeline_metrics")[0][0]
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.5)
+
+
+def start_detector(env: dict[str, str], log_path, *args: str) -> subprocess.Popen:
+    """`fraud-detection detect` in its own process group, appending to ``log_path``."""
+    with open(log_path, "a") as log:
+        return subprocess.Popen([*CLI, "detect", *args], env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 9)
+        process.wait(30)

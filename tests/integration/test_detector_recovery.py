@@ -5,33 +5,11 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 
-from fraud_detection.storage import postgres
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
-
-CLI = [sys.executable, "-m", "fraud_detection.cli"]
-
-
-def _batches(database_url: str) -> int:
-    with postgres.connection(database_url) as conn:
-        return postgres.fetch_all(conn, "SELECT count(*) FROM pipeline_metrics")[0][0]
-
-
-def _wait_for(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        time.sleep(0.5)
-
-
-def _start_detector(env: dict[str, str], log_path) -> subprocess.Popen:
-    with open(log_path, "a") as log:
-        return subprocess.Popen([*CLI, "detect"], env=env, stdout=log, stderr=log, start_new_session=True)
 
 
 def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_alert(
@@ -59,28 +37,27 @@ def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_a
         done.set()
 
     first_done, second_done = threading.Event(), threading.Event()
-    detector = _start_detector(env, log_path)
+    detector = runs.start_detector(env, log_path)
     try:
-        _wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
+        runs.wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
         threading.Thread(target=feed, args=(chunks[:half], first_done), daemon=True).start()
-        _wait_for(lambda: first_done.is_set() and _batches(database_url) >= 2, 180, "two committed batches")
+        runs.wait_for(lambda: first_done.is_set() and runs.batches(database_url) >= 2, 180, "two committed batches")
         threading.Thread(target=feed, args=(chunks[half:], second_done), daemon=True).start()
         time.sleep(1.5)
         assert not second_done.is_set(), "the kill must come mid-stream"
         os.killpg(detector.pid, signal.SIGKILL)
         detector.wait(30)
-        killed_after = _batches(database_url)
-        detector = _start_detector(env, log_path)
-        _wait_for(second_done.is_set, 120, "the feeder")
-        _wait_for(lambda: runs.metrics_totals(database_url)["input_rows"] >= len(delivered), 240,
+        killed_after = runs.batches(database_url)
+        detector = runs.start_detector(env, log_path)
+        runs.wait_for(second_done.is_set, 120, "the feeder")
+        runs.wait_for(lambda: runs.metrics_totals(database_url)["input_rows"] >= len(delivered), 240,
                   "every record to be processed")
         detector.send_signal(signal.SIGTERM)  # to the Python driver, which stops the query and then Spark
         assert detector.wait(60) == 0, log_path.read_text()[-3000:]
     finally:
-        if detector.poll() is None:
-            os.killpg(detector.pid, signal.SIGKILL)
+        runs.kill_group(detector)
 
-    assert killed_after < _batches(database_url), "the restarted detector committed more batches"
+    assert killed_after < runs.batches(database_url), "the restarted detector committed more batches"
     assert runs.live_alerts(database_url) == runs.oracle_alerts(events)
     totals = runs.metrics_totals(database_url)
     assert totals["input_rows"] == len(delivered), "each offset counted once, including the batch re-run"

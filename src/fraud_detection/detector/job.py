@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from py4j.protocol import Py4JError
@@ -90,6 +89,9 @@ def detector_stream(spark: SparkSession, settings: Settings):
         .option("subscribe", settings.kafka.topic)
         .option("startingOffsets", d.starting_offsets)
         .option("failOnDataLoss", str(d.fail_on_data_loss).lower())
+        # Ride out a broker restart: offsets are fetched again every 2 s for up to kafka_retry_timeout.
+        .option("fetchOffset.numRetries", str(max(1, d.kafka_retry_timeout // 2)))
+        .option("fetchOffset.retryIntervalMs", "2000")
     )
     if d.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
@@ -121,8 +123,9 @@ def batch_result(rows) -> detections.BatchResult:
 class PostgresSink:
     """foreachBatch: commit each micro-batch once (see storage.detections)."""
 
-    def __init__(self, database_url: str, input_rows) -> None:
+    def __init__(self, database_url: str, input_rows, retry_timeout_s: float = 600) -> None:
         self._db = postgres.LazyConnection(database_url)
+        self._retry_timeout_s = retry_timeout_s
         self._run_id: str | None = None
         self._started = threading.Event()
         self._input_rows = input_rows  # JVM accumulator, read around each batch
@@ -138,7 +141,7 @@ class PostgresSink:
         result = batch_result(rows)
         result.input_rows = self._input_rows.value() - counted_before
         self._started.wait()
-        outcome = detections.write_batch(self._db.get(), self._run_id, batch_id, result, datetime.now(timezone.utc))
+        outcome = detections.write_batch_retrying(self._db, self._run_id, batch_id, result, self._retry_timeout_s)
         if outcome is None:
             log.info("event=batch_skipped batch_id=%d reason=already_committed", batch_id)
             return
@@ -199,7 +202,7 @@ class Detector:
 
 def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
     stream, input_rows = detector_stream(spark, settings)
-    sink = PostgresSink(database_url, input_rows)
+    sink = PostgresSink(database_url, input_rows, settings.detector.sink_retry_timeout)
     writer = (
         stream.writeStream.queryName("velocity-detector")
         .outputMode("update")
@@ -226,11 +229,23 @@ def _drain_listeners(spark: SparkSession, timeout_ms: int = 10_000) -> None:
         log.warning("event=listener_drain_failed error=%s", err)
 
 
+def check_checkpoint_dir(path: Path) -> None:
+    """Fail at start, saying so, when a local checkpoint directory cannot be created or written."""
+    probe = path / ".write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"checkpoint directory {path} is not writable ({err.strerror or err}): "
+                      "fix its permissions or set FRAUD_DETECTOR__CHECKPOINT_DIR") from None
+
+
 def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:
     """Run until stopped (SIGTERM/SIGINT), or with ``available_now`` until the topic is drained."""
     database_url = settings.require_database_url()
     if "://" not in settings.detector.checkpoint_dir:
-        Path(settings.detector.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        check_checkpoint_dir(Path(settings.detector.checkpoint_dir))
     spark = spark_session(settings)
     detector = start(spark, settings, database_url, available_now)
     query = detector.query

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 
+import psycopg2
+import stamina
 from psycopg2.extras import execute_values
 
-from fraud_detection.storage.postgres import utc
+from fraud_detection.storage.postgres import LazyConnection, utc
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,23 @@ def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: date
             (len(upserted), outcome.latency_max_ms, outcome.latency_mean_ms, COMPONENT, run_id, batch_id),
         )
     return outcome
+
+
+def write_batch_retrying(db: LazyConnection, run_id: str, batch_id: int, result: BatchResult,
+                         timeout_s: float) -> BatchOutcome | None:
+    """``write_batch``, retried with backoff for up to ``timeout_s`` while PostgreSQL is unreachable. A retry
+    is safe: a failed transaction left nothing, and one that did commit is recognised by its ledger row."""
+    for attempt in stamina.retry_context(on=(psycopg2.OperationalError, psycopg2.InterfaceError), attempts=None,
+                                         timeout=timeout_s, wait_initial=0.5, wait_max=10):
+        with attempt:
+            try:
+                return write_batch(db.get(), run_id, batch_id, result, datetime.now(timezone.utc))
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
+                db.reset()
+                first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                log.warning("event=sink_retry batch_id=%d attempt=%d error=%s", batch_id, attempt.num, first_line)
+                raise
+    raise AssertionError("unreachable: stamina re-raises when the retries run out")
 
 
 def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[bool, int]]:
