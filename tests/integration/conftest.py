@@ -36,6 +36,16 @@ def pg_server(tmp_path_factory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (with the operator's jars) for the tests that run queries in-process."""
+    from fraud_detection.detector.job import spark_session
+
+    session = spark_session(load_settings(local={"cache_dir": CACHE_DIR}), "fraud-detection-tests")
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def topic(kafka):
     name = f"tx-{uuid.uuid4().hex[:10]}"

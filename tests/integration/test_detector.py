@@ -6,24 +6,15 @@ import json
 import random
 import uuid
 
-import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fraud_detection.detector.job import spark_session
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres
 from fraud_detection.transaction import format_event_time
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
-
-
-@pytest.fixture(scope="session")
-def spark():
-    session = spark_session(load_settings(local={"cache_dir": CACHE_DIR}), "fraud-detection-tests")
-    yield session
-    session.stop()
 
 
 def detector_settings(tmp_path, **detector):

@@ -18,6 +18,7 @@ OVERSIZED = "oversized"
 INVALID_JSON = "invalid_json"
 MISSING_FIELD = "missing_field"
 BAD_TYPE = "bad_type"
+BAD_ID = "bad_id"
 NON_FINITE_AMOUNT = "non_finite_amount"
 NON_POSITIVE_AMOUNT = "non_positive_amount"
 BAD_AMOUNT = "bad_amount"
@@ -34,6 +35,9 @@ RECORD_SCHEMA = T.StructType(
     + [T.StructField("_corrupt", T.StringType())]
 )
 RAW_MAP = T.MapType(T.StringType(), T.StringType())
+MAX_ID_LENGTH = 128
+# Ids become keys and PostgreSQL text: no control characters (NUL cannot be stored), no JSON containers.
+_BAD_ID_PATTERN = r"\p{Cc}|^[\[{]"
 
 
 def _fields_where(condition) -> Column:
@@ -70,6 +74,9 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
     cents = amount * 100
     has_sub_cent_or_huge = (F.abs(cents - F.round(cents)) > 1e-6) | (amount > MAX_AMOUNT)
     is_future = F.unix_millis(event_time) > F.col("kafka_timestamp_ms") + max_future_s * 1000
+    bad_ids = F.concat_ws(",", *[
+        F.when((F.length(rec[name]) == 0) | (F.length(rec[name]) > MAX_ID_LENGTH) | rec[name].rlike(_BAD_ID_PATTERN),
+               F.lit(name)) for name in ("transaction_id", "card_id")])
 
     verdict = (
         F.when(is_oversized, _verdict(OVERSIZED, F.format_string(f"%d bytes > {max_record_bytes}",
@@ -77,6 +84,7 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
         .when(~is_complete, F.when(raw.isNull(), _verdict(INVALID_JSON, F.lit("not a JSON object")))
               .when(missing != "", _verdict(MISSING_FIELD, missing))
               .otherwise(_verdict(BAD_TYPE, badly_typed)))
+        .when(bad_ids != "", _verdict(BAD_ID, bad_ids))
         .when(is_non_finite, _verdict(NON_FINITE_AMOUNT, amount))
         .when(amount <= 0, _verdict(NON_POSITIVE_AMOUNT, amount))
         .when(has_sub_cent_or_huge, _verdict(BAD_AMOUNT, amount))
@@ -93,5 +101,7 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
         F.when(is_valid, F.unix_millis(F.col("parsed_time"))).alias("event_time_ms"),
         F.when(is_valid, F.round(amount * 100).cast("long")).alias("amount_cents"),
         "kafka_timestamp_ms", "topic", "kafka_partition", "kafka_offset", "raw_key", "raw_value",
-        F.col("verdict.reason").alias("reason"), F.substring(F.col("verdict.detail"), 1, 500).alias("detail"),
+        F.col("verdict.reason").alias("reason"),
+        # Details quote input: printable, bounded, so the dead-letter row can always be stored.
+        F.regexp_replace(F.substring(F.col("verdict.detail"), 1, 500), r"\p{Cc}", "?").alias("detail"),
     )
