@@ -61,6 +61,8 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
             .config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
             .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
         )
+        if d.master.startswith("local"):  # local services listen on loopback only, the driver's RPC included
+            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
