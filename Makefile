@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
-        lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
+        bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,12 @@ bench-replay: venv ## Measure CSV replay (parse + send) of 300k gzip rows into t
 
 bench-detector: venv ## Detector vs the naive tumbling query (throughput, recall) and live alert latency
 	$(BIN)/python -m tests.benchmarks.bench_detector
+
+bench-load: venv ## Offered loads 1k/5k/20k/50k tx/s: throughput, latency, memory, lag, vs the naive query (~15 min)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m tests.benchmarks.bench_load --plot docs/benchmarks/latency-vs-load.png
+
+bench: bench-generator bench-replay bench-detector bench-load ## All benchmarks (see BENCHMARKS.md)
 
 operator: venv ## Build the detector's operator jar and its Kafka connector jars into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import build_operator; print(build_operator(Path(".cache")))'
