@@ -1,0 +1,166 @@
+"""What each ``fraud-detection`` subcommand does, given its parsed arguments and the settings.
+
+Each returns the exit code; imports are local so a command loads only what it uses (the generator's
+image has no PySpark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fraud_detection.settings import Settings
+
+log = logging.getLogger("fraud_detection")
+
+
+def _detect(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.detector.job import run_detector
+    from fraud_detection.shutdown import StopFlag
+
+    return run_detector(settings, StopFlag().install(), available_now=args.until_drained)
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.generator.generate import generate
+    from fraud_detection.shutdown import StopFlag
+
+    summary = generate(
+        settings, duration_s=args.duration, count=args.count, start_ms=args.start_time,
+        record_truth=not args.no_ground_truth, stop=StopFlag().install(),
+    )
+    return 0 if summary.delivery.failed == 0 and summary.delivery.undelivered == 0 else 1
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.generator import replay
+    from fraud_detection.generator.publish import Progress, Publisher, check_topic
+    from fraud_detection.shutdown import StopFlag
+    from fraud_detection.storage import postgres
+
+    parsed = replay.read_csv(args.file, replay.parse_mapping(args.mapping), time_format=args.time_format,
+                             currency=args.currency)
+    if parsed.bad:
+        shown = ", ".join(f"line {b.line}: {b.reason}" for b in parsed.bad[:10])
+        more = f" and {len(parsed.bad) - 10} more" if len(parsed.bad) > 10 else ""
+        log.warning("event=replay_bad_rows count=%d %s%s", len(parsed.bad), shown, more)
+    if args.rejects:
+        _write_rejects(args.rejects, parsed.bad)
+    check_topic(settings.kafka)
+    truth_url = None if args.no_ground_truth else settings.require_database_url()
+    publisher = Publisher(settings.kafka)
+    stop = StopFlag().install()
+    progress = Progress(lambda: f"replay {args.file.name}: sent {publisher.report.produced:,}/{len(parsed.rows):,}")
+    sent = replay.send(publisher, parsed, speed=args.speed, stop=stop, progress=progress)
+    delivery = publisher.close()
+    progress.done()
+    episodes = parsed.ground_truth() if truth_url else []
+    if truth_url and episodes:
+        with postgres.connection(truth_url) as conn:
+            postgres.record_ground_truth(conn, f"replay:{args.file.name}", episodes)
+    log.info("event=replay_done file=%s rows=%d sent=%d bad_rows=%d delivered=%d failed=%d labelled_episodes=%d",
+             args.file, len(parsed.rows), sent, len(parsed.bad), delivery.delivered, delivery.failed, len(episodes))
+    return 0 if delivery.failed == 0 and delivery.undelivered == 0 and sent == len(parsed.rows) else 1
+
+
+def _write_rejects(path: Path, bad) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason", "detail"])
+        writer.writerows((b.line, b.reason, b.detail) for b in bad)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.storage import postgres
+
+    applied = postgres.migrate(settings.require_database_url())
+    log.info("event=migrate_done applied=%d", len(applied))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timezone
+
+    from fraud_detection.evaluation import quality, report
+    from fraud_detection.storage import postgres, reports
+
+    def moment(epoch_ms: int | None):
+        return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        print("fraud-detection evaluate: --until must be after --since", file=sys.stderr)
+        return 2
+    with postgres.connection(settings.require_database_url()) as conn:
+        truth, alerts = reports.evaluation_rows(conn, moment(args.since), moment(args.until), args.source)
+    evaluation = quality.evaluate([quality.Truth(*row) for row in truth], [quality.AlertRecord(*row) for row in alerts])
+    print(report.to_json(evaluation) if args.format == "json" else report.to_table(evaluation))
+    if args.html:
+        args.html.write_text(report.to_html(evaluation), encoding="utf-8")
+        log.info("event=evaluation_report file=%s", args.html)
+    return 0
+
+
+def _grafana(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.grafana import find_grafana, run_grafana
+    from fraud_detection.local_stack.run import DATABASE_URL_FILE
+
+    find_grafana()  # first: without Grafana nothing else matters, and the message says what to install
+    url_file = settings.local.dir / DATABASE_URL_FILE
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    elif url_file.exists():
+        url = url_file.read_text().strip()
+    else:
+        raise ConnectionError("no database: start `make run` first (its embedded PostgreSQL) "
+                              "or set FRAUD_DATABASE_URL")
+    return run_grafana(url, settings.local.dir / "grafana")
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    if not (args.postgres or args.kafka or args.heartbeat):
+        print("fraud-detection check: name what to check: --postgres, --kafka and/or --heartbeat FILE", file=sys.stderr)
+        return 2
+    if args.heartbeat:
+        from fraud_detection.heartbeat import age_s
+
+        try:
+            age = age_s(args.heartbeat)
+        except FileNotFoundError:
+            raise RuntimeError(f"no heartbeat yet at {args.heartbeat}") from None
+        if age > args.max_age:
+            raise RuntimeError(f"heartbeat {args.heartbeat} is {age:.0f} s old (limit {args.max_age:g} s)")
+    if args.postgres:
+        from fraud_detection.storage import postgres
+
+        pending = postgres.pending_migrations(settings.require_database_url())
+        if pending:
+            raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
+                               "run `fraud-detection db migrate`")
+    if args.kafka:
+        from fraud_detection.generator.publish import check_topic
+
+        partitions = check_topic(settings.kafka)
+        log.info("event=check_kafka topic=%s partitions=%d", settings.kafka.topic, partitions)
+    log.info("event=check_ok postgres=%s kafka=%s heartbeat=%s", args.postgres, args.kafka, bool(args.heartbeat))
+    return 0
+
+
+def _create_topic(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.kafka import create_topic
+
+    create_topic(settings.kafka.client_config(), settings.kafka.topic, args.partitions or settings.kafka.partitions)
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.local_stack.run import run_local
+
+    return run_local(settings, duration_s=args.duration)
+
+
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "evaluate": _evaluate, "db": _db,
+            "check": _check, "create-topic": _create_topic, "run": _run, "grafana": _grafana}
