@@ -83,13 +83,11 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import datetime, timezone
-
     from fraud_detection.evaluation import quality, report
     from fraud_detection.storage import postgres, reports
 
     def moment(epoch_ms: int | None):
-        return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+        return None if epoch_ms is None else postgres.utc(epoch_ms)
 
     if args.since is not None and args.until is not None and args.until <= args.since:
         print("fraud-detection evaluate: --until must be after --since", file=sys.stderr)

@@ -22,7 +22,7 @@ def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: re
         "fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in .local/logs)",
         "",
         f"processed {health.rate_per_s:>8,.0f} tx/s   alert latency p50 {_seconds(health.latency_p50_s)}"
-        f"  p99 {_seconds(health.latency_p99_s)} (last 5 min)   recall {_percent(reports.Health.recall(totals))}",
+        f"  p99 {_seconds(health.latency_p99_s)} (last 5 min)   recall {_percent(totals.recall)}",
         f"attacks injected {totals.attacks:>6,}   detected {totals.attacks_detected:>6,}   "
         f"decoys {totals.decoys:>6,}   decoys alerted {totals.decoys_alerted:>4,}   "
         f"alerts {totals.alerts:>6,}   rejected records {totals.rejected:>6,}",
@@ -41,7 +41,7 @@ def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: re
 def summary_line(totals: reports.Totals, health: reports.Health) -> str:
     return (f"event=live rate={health.rate_per_s:.0f} latency_p50_s={_seconds(health.latency_p50_s).strip()} "
             f"latency_p99_s={_seconds(health.latency_p99_s).strip()} "
-            f"recall={_percent(reports.Health.recall(totals)).replace(' ', '')} "
+            f"recall={_percent(totals.recall).replace(' ', '')} "
             f"attacks={totals.attacks} detected={totals.attacks_detected} decoys={totals.decoys} "
             f"decoys_alerted={totals.decoys_alerted} alerts={totals.alerts} rejected={totals.rejected}")
 

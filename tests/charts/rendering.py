@@ -95,6 +95,19 @@ class Container:
         return {e["name"]: e for e in self.spec.get("env", [])}
 
 
+def env_values(container: dict, secret) -> dict[str, str]:
+    """A container's env as its process sees it: plain values as they are, each Secret reference replaced
+    by ``secret(secret_name, key)``."""
+    env = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = secret(ref["name"], ref["key"])
+    return env
+
+
 def pod_specs(doc: dict) -> list[dict]:
     """Pod specs inside an object: a Pod, a workload's template, a SparkApplication's pod templates."""
     kind = doc["kind"]

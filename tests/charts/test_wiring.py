@@ -21,6 +21,7 @@ from tests.charts.rendering import (
     VALUES_FILES,
     containers,
     dockerfile_copies,
+    env_values,
     one,
     pod_specs,
     render,
@@ -50,13 +51,7 @@ def app_containers(docs):
 def resolved_env(container) -> dict[str, str]:
     """The container's env with Secret references replaced by stand-ins of the right shape."""
     stand_ins = {"uri": "postgresql://user:pw@db:5432/fraud", "username": "user", "password": "pw"}
-    env = {}
-    for name, entry in container.env.items():
-        if "value" in entry:
-            env[name] = entry["value"]
-        else:
-            env[name] = stand_ins.get(entry["valueFrom"]["secretKeyRef"]["key"], "secret")
-    return env
+    return env_values(container.spec, lambda _name, key: stand_ins.get(key, "secret"))
 
 
 @pytest.mark.parametrize("name", sorted(VALUES_FILES))

@@ -72,6 +72,16 @@ def produce_events(bootstrap_servers: str, topic: str, events: list[Event], usin
     produce(bootstrap_servers, topic, [(e.card_id, payload(e)) for e in events], using)
 
 
+def feed(bootstrap_servers: str, topic: str, chunks: list[list[Event]], done=None, pause_s: float = 0.05) -> None:
+    """A live stream: one chunk at a time with a pause between; sets ``done`` (a threading.Event) at the end."""
+    producer = new_producer(bootstrap_servers)
+    for chunk in chunks:
+        produce_events(bootstrap_servers, topic, chunk, using=producer)
+        time.sleep(pause_s)
+    if done is not None:
+        done.set()
+
+
 def drain(spark, settings, database_url: str) -> None:
     """Run the detector until it has processed everything in the topic, then stop it."""
     detector = start(spark, settings, database_url, available_now=True)

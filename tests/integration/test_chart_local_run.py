@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
 from fraud_detection.storage import postgres, reports
-from tests.charts.rendering import ROOT, dockerfile_copies, one, render
+from tests.charts.rendering import ROOT, dockerfile_copies, env_values, one, render
 from tests.integration.conftest import CACHE_DIR
 
 LOCAL_VALUES = ROOT / "tests" / "charts" / "local-values.yaml"
@@ -26,14 +26,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def container_env(container: dict, secrets: dict[str, dict[str, str]]) -> dict[str, str]:
-    env = {}
-    for entry in container.get("env", []):
-        if "value" in entry:
-            env[entry["name"]] = entry["value"]
-        else:
-            ref = entry["valueFrom"]["secretKeyRef"]
-            env[entry["name"]] = secrets[ref["name"]][ref["key"]]
-    return env
+    return env_values(container, lambda name, key: secrets[name][key])
 
 
 def process_env(app_env: dict[str, str]) -> dict[str, str]:

@@ -29,20 +29,15 @@ def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_a
     chunks = [delivered[i:i + 25] for i in range(0, len(delivered), 25)]
     half = len(chunks) // 2
 
-    def feed(part, done: threading.Event):
-        producer = runs.new_producer(kafka.bootstrap_servers)
-        for chunk in part:
-            runs.produce_events(kafka.bootstrap_servers, topic, chunk, using=producer)
-            time.sleep(0.05)
-        done.set()
-
     first_done, second_done = threading.Event(), threading.Event()
     detector = runs.start_detector(env, log_path)
     try:
         runs.wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
-        threading.Thread(target=feed, args=(chunks[:half], first_done), daemon=True).start()
+        threading.Thread(target=runs.feed, args=(kafka.bootstrap_servers, topic, chunks[:half], first_done),
+                         daemon=True).start()
         runs.wait_for(lambda: first_done.is_set() and runs.batches(database_url) >= 2, 180, "two committed batches")
-        threading.Thread(target=feed, args=(chunks[half:], second_done), daemon=True).start()
+        threading.Thread(target=runs.feed, args=(kafka.bootstrap_servers, topic, chunks[half:], second_done),
+                         daemon=True).start()
         time.sleep(1.5)
         assert not second_done.is_set(), "the kill must come mid-stream"
         os.killpg(detector.pid, signal.SIGKILL)

@@ -13,7 +13,6 @@ import random
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -26,14 +25,6 @@ from fraud_detection.transaction import parse_event_time
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
 from tests.integration.kafka_reading import read_topic
-
-
-def feed(bootstrap: str, topic: str, chunks, done: threading.Event, pause_s: float = 0.05) -> None:
-    producer = runs.new_producer(bootstrap)
-    for chunk in chunks:
-        runs.produce_events(bootstrap, topic, chunk, using=producer)
-        time.sleep(pause_s)
-    done.set()
 
 
 def detector_env(bootstrap: str, topic: str, database_url: str, tmp_path, **extra: str) -> dict[str, str]:
@@ -63,17 +54,16 @@ def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topi
     detector = runs.start_detector(detector_env(kafka.bootstrap_servers, topic, url, tmp_path), log_path)
     try:
         runs.wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
-        done = [threading.Event() for _ in thirds]
-        feed(kafka.bootstrap_servers, topic, thirds[0], done[0])
+        runs.feed(kafka.bootstrap_servers, topic, thirds[0])
         runs.wait_for(lambda: runs.metrics_totals(url)["input_rows"] >= counts[0], 120, "the first third")
         server.stop()
         stopped_at = time.monotonic()
-        feed(kafka.bootstrap_servers, topic, thirds[1], done[1])  # arrives while the database is down
+        runs.feed(kafka.bootstrap_servers, topic, thirds[1])  # arrives while the database is down
         time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
         assert detector.poll() is None, "the detector waits for the database instead of failing"
         server = LocalPostgres(tmp_path / "pg").start()
         assert server.create_database("outage") == url, "the same server address after the restart"
-        feed(kafka.bootstrap_servers, topic, thirds[2], done[2])
+        runs.feed(kafka.bootstrap_servers, topic, thirds[2])
         runs.wait_for(lambda: runs.metrics_totals(url)["input_rows"] >= len(delivered), 240, "every record")
         stop_detector(detector, log_path)
     finally:

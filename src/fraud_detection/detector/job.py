@@ -56,13 +56,10 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         # Local mode: our master and jars. Under spark-submit both come from the submission and the image,
         # whose /opt/spark/jars holds the operator and connector jars (images/detector/Dockerfile).
         folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
-        builder = (
-            builder.master(d.master)
-            .config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
-            .config("spark.ui.enabled", "false" if d.master.startswith("local") else "true")
-        )
-        if d.master.startswith("local"):  # local services listen on loopback only, the driver's RPC included
-            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+        builder = builder.master(d.master).config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
+        if d.master.startswith("local"):  # no UI; services listen on loopback only, the driver's RPC included
+            builder = (builder.config("spark.ui.enabled", "false")
+                       .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
@@ -125,7 +122,7 @@ def batch_result(rows) -> detections.BatchResult:
 class PostgresSink:
     """foreachBatch: commit each micro-batch once (see storage.detections)."""
 
-    def __init__(self, database_url: str, input_rows, retry_timeout_s: float = 600) -> None:
+    def __init__(self, database_url: str, input_rows, retry_timeout_s: float) -> None:
         self._db = postgres.LazyConnection(database_url)
         self._retry_timeout_s = retry_timeout_s
         self._run_id: str | None = None

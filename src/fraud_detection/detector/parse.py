@@ -40,9 +40,9 @@ MAX_ID_LENGTH = 128
 _BAD_ID_PATTERN = r"\p{Cc}|^[\[{]"
 
 
-def _fields_where(condition) -> Column:
+def _fields_where(condition, names=FIELDS) -> Column:
     """The names of the record fields for which ``condition(name)`` holds, comma-separated."""
-    return F.concat_ws(",", *[F.when(condition(name), F.lit(name)) for name in FIELDS])
+    return F.concat_ws(",", *[F.when(condition(name), F.lit(name)) for name in names])
 
 
 def _verdict(reason: str, detail: Column) -> Column:
@@ -74,9 +74,8 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
     cents = amount * 100
     has_sub_cent_or_huge = (F.abs(cents - F.round(cents)) > 1e-6) | (amount > MAX_AMOUNT)
     is_future = F.unix_millis(event_time) > F.col("kafka_timestamp_ms") + max_future_s * 1000
-    bad_ids = F.concat_ws(",", *[
-        F.when((F.length(rec[name]) == 0) | (F.length(rec[name]) > MAX_ID_LENGTH) | rec[name].rlike(_BAD_ID_PATTERN),
-               F.lit(name)) for name in ("transaction_id", "card_id")])
+    bad_ids = _fields_where(lambda name: (F.length(rec[name]) == 0) | (F.length(rec[name]) > MAX_ID_LENGTH)
+                            | rec[name].rlike(_BAD_ID_PATTERN), ("transaction_id", "card_id"))
 
     verdict = (
         F.when(is_oversized, _verdict(OVERSIZED, F.format_string(f"%d bytes > {max_record_bytes}",

@@ -28,6 +28,10 @@ class Totals:
     alerts: int
     rejected: int
 
+    @property
+    def recall(self) -> float | None:
+        return self.attacks_detected / self.attacks if self.attacks else None
+
 
 @dataclass(frozen=True, slots=True)
 class Health:
@@ -36,10 +40,6 @@ class Health:
     rate_per_s: float
     latency_p50_s: float | None
     latency_p99_s: float | None
-
-    @staticmethod
-    def recall(totals: Totals) -> float | None:
-        return totals.attacks_detected / totals.attacks if totals.attacks else None
 
 
 _DETECTED = (
