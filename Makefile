@@ -21,7 +21,7 @@ DEV_TAG      := dev
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
+.PHONY: help venv run stack test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
@@ -38,6 +38,9 @@ $(INSTALLED): pyproject.toml
 
 run: venv ## Run the whole pipeline locally: Kafka, PostgreSQL, detector, generator, live view (Ctrl-C stops all)
 	$(BIN)/fraud-detection run
+
+stack: venv ## Kafka, PostgreSQL and the detector without the generator, for replaying your own CSV (Ctrl-C stops all)
+	$(BIN)/fraud-detection run --no-generator
 
 grafana: venv ## A local Grafana on http://127.0.0.1:3000 with the dashboards, over make run's database (needs grafana on PATH)
 	$(BIN)/fraud-detection grafana

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from fraud_detection import __version__
 from fraud_detection.commands import COMMANDS
-from fraud_detection.generator.replay import ReplayError
 from fraud_detection.settings import SettingsError, load_settings
 
 log = logging.getLogger("fraud_detection")
@@ -67,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_generate, _add_replay, _add_detect, _add_db, _add_evaluate, _add_grafana, _add_check,
+                _add_create_topic, _add_run):
+        add(sub)
+    return parser
 
+
+def _add_generate(sub) -> None:
     gen = sub.add_parser("generate", help="send simulated card traffic with injected attacks to Kafka",
                          description="Send simulated card traffic with velocity attacks and decoys to Kafka; "
                                      "record what was injected in PostgreSQL (injected_attacks).")
@@ -87,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-ground-truth", action="store_true",
                      help="do not write injected_attacks (no database needed), e.g. for benchmarks")
 
+
+def _add_replay(sub) -> None:
     rep = sub.add_parser("replay", help="replay a labelled CSV (or .csv.gz) into Kafka in time order",
                          description="Replay a CSV data set into Kafka in event-time order. Bad rows are "
                                      "reported with their line numbers; fraud labels become ground truth.")
@@ -102,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--rejects", type=Path, metavar="FILE", help="also write the bad rows to this CSV")
     rep.add_argument("--no-ground-truth", action="store_true", help="do not record the labels")
 
+
+def _add_detect(sub) -> None:
     det = sub.add_parser("detect", help="run the Spark streaming detector (Kafka -> alerts in PostgreSQL)",
                          description="Run the velocity detector: a Spark Structured Streaming query from the "
                                      "Kafka topic to PostgreSQL (alerts, rejected_transactions, "
@@ -114,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--until-drained", action="store_true",
                      help="process what the topic holds now, then exit (backfills, tests)")
 
+
+def _add_db(sub) -> None:
     db = sub.add_parser("db", help="database tasks", description="Database tasks.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
     db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
                       description="Apply the SQL migrations not yet recorded in schema_migrations.")
 
+
+def _add_evaluate(sub) -> None:
     evl = sub.add_parser("evaluate", help="detection quality: ground truth vs alerts (recall, precision, delays)",
                          description="Join the ground truth (injected_attacks: generator runs or a replayed CSV's "
                                      "labels) with the live alerts over an event-time range: recall, precision, "
@@ -131,11 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--format", choices=("table", "json"), default="table", help="stdout format (default table)")
     evl.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report with plots")
 
+
+def _add_grafana(sub) -> None:
     sub.add_parser("grafana", help="a local Grafana on 127.0.0.1:3000 with the repository's dashboards (make grafana)",
                    description="Start a local Grafana (a `grafana` binary on PATH) with the repository's "
                                "provisioning: the PostgreSQL datasource of `make run` (or FRAUD_DATABASE_URL) "
                                "and the dashboards in charts/fraud-detection/dashboards.")
 
+
+def _add_check(sub) -> None:
     chk = sub.add_parser("check", help="health checks for probes and `helm test`",
                          description="Check the services this deployment needs; exit 1 naming the first failure.")
     chk.add_argument("--postgres", action="store_true", help="PostgreSQL answers and every migration is applied")
@@ -144,10 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--max-age", type=_positive_float, default=30.0, metavar="SECONDS",
                      help="oldest acceptable heartbeat (default 30)")
 
+
+def _add_create_topic(sub) -> None:
     topic = sub.add_parser("create-topic", help="create the transactions topic (FRAUD_KAFKA__*)",
                            description="Create the transactions topic with FRAUD_KAFKA__PARTITIONS partitions.")
     topic.add_argument("--partitions", type=_positive_int)
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="run the whole pipeline locally (make run)",
                          description="Start a local Kafka broker and PostgreSQL, migrate, create the topic, "
                                      "run the detector and the generator, and show the newest alerts and "
@@ -156,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clock-speed", type=_positive_float, metavar="FACTOR",
                      help="simulated clock for the generator (default 1 = real time)")
     run.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
-    return parser
+    run.add_argument("--no-generator", action="store_true",
+                     help="Kafka, PostgreSQL and the detector only, for your own data (make stack): replay a CSV "
+                          "from another terminal")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,9 +194,6 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args, settings)
     except SettingsError as err:
         print(f"fraud-detection: {err}", file=sys.stderr)
-        return 2
-    except ReplayError as err:  # the file or --map/--time-format cannot work: an argument error
-        print(f"fraud-detection replay: {err}", file=sys.stderr)
         return 2
     except (ConnectionError, LookupError, OSError, RuntimeError, ValueError) as err:
         log.error("event=failed command=%s error=%s", args.command, err)

@@ -35,13 +35,20 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.display import Progress
     from fraud_detection.generator import replay
-    from fraud_detection.generator.publish import Progress, Publisher, check_topic
+    from fraud_detection.generator.publish import Publisher
+    from fraud_detection.ground_truth import episodes_from_labels
+    from fraud_detection.kafka_clients import check_topic
     from fraud_detection.shutdown import StopFlag
-    from fraud_detection.storage import postgres
+    from fraud_detection.storage.postgres import GroundTruthRecorder
 
-    parsed = replay.read_csv(args.file, replay.parse_mapping(args.mapping), time_format=args.time_format,
-                             currency=args.currency)
+    try:
+        parsed = replay.read_csv(args.file, replay.parse_mapping(args.mapping), time_format=args.time_format,
+                                 currency=args.currency)
+    except replay.ReplayError as err:  # the file or --map/--time-format cannot work: an argument error
+        print(f"fraud-detection replay: {err}", file=sys.stderr)
+        return 2
     if parsed.bad:
         shown = ", ".join(f"line {b.line}: {b.reason}" for b in parsed.bad[:10])
         more = f" and {len(parsed.bad) - 10} more" if len(parsed.bad) > 10 else ""
@@ -49,17 +56,18 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     if args.rejects:
         _write_rejects(args.rejects, parsed.bad)
     check_topic(settings.kafka)
-    truth_url = None if args.no_ground_truth else settings.require_database_url()
+    recorder = None if args.no_ground_truth else GroundTruthRecorder(settings.require_database_url(),
+                                                                       f"replay:{args.file.name}")
     publisher = Publisher(settings.kafka)
-    stop = StopFlag().install()
     progress = Progress(lambda: f"replay {args.file.name}: sent {publisher.report.produced:,}/{len(parsed.rows):,}")
-    sent = replay.send(publisher, parsed, speed=args.speed, stop=stop, progress=progress)
+    sent = replay.send(publisher, parsed, speed=args.speed, stop=StopFlag().install(), progress=progress,
+                       barrier_ms=max(1, settings.detector.allowed_lateness * 1000))
     delivery = publisher.close()
     progress.done()
-    episodes = parsed.ground_truth() if truth_url else []
-    if truth_url and episodes:
-        with postgres.connection(truth_url) as conn:
-            postgres.record_ground_truth(conn, f"replay:{args.file.name}", episodes)
+    episodes = episodes_from_labels(parsed.fraud_swipes(), settings.rule.window_ms)
+    if recorder is not None:
+        recorder.record(episodes)
+        recorder.close()
     log.info("event=replay_done file=%s rows=%d sent=%d bad_rows=%d delivered=%d failed=%d labelled_episodes=%d",
              args.file, len(parsed.rows), sent, len(parsed.bad), delivery.delivered, delivery.failed, len(episodes))
     return 0 if delivery.failed == 0 and delivery.undelivered == 0 and sent == len(parsed.rows) else 1
@@ -104,18 +112,9 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _grafana(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.local_stack.grafana import find_grafana, run_grafana
-    from fraud_detection.local_stack.run import DATABASE_URL_FILE
 
     find_grafana()  # first: without Grafana nothing else matters, and the message says what to install
-    url_file = settings.local.dir / DATABASE_URL_FILE
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-    elif url_file.exists():
-        url = url_file.read_text().strip()
-    else:
-        raise ConnectionError("no database: start `make run` first (its embedded PostgreSQL) "
-                              "or set FRAUD_DATABASE_URL")
-    return run_grafana(url, settings.local.dir / "grafana")
+    return run_grafana(settings.require_database_url(), settings.local.dir / "grafana")
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -139,7 +138,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
                                "run `fraud-detection db migrate`")
     if args.kafka:
-        from fraud_detection.generator.publish import check_topic
+        from fraud_detection.kafka_clients import check_topic
 
         partitions = check_topic(settings.kafka)
         log.info("event=check_kafka topic=%s partitions=%d", settings.kafka.topic, partitions)
@@ -148,16 +147,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _create_topic(args: argparse.Namespace, settings: Settings) -> int:
-    from fraud_detection.local_stack.kafka import create_topic
+    from fraud_detection.kafka_clients import client_config, create_topic
 
-    create_topic(settings.kafka.client_config(), settings.kafka.topic, args.partitions or settings.kafka.partitions)
+    create_topic(client_config(settings.kafka), settings.kafka.topic, args.partitions or settings.kafka.partitions)
     return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.local_stack.run import run_local
 
-    return run_local(settings, duration_s=args.duration)
+    return run_local(settings, duration_s=args.duration, generator=not args.no_generator)
 
 
 COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "evaluate": _evaluate, "db": _db,

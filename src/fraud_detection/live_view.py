@@ -1,22 +1,41 @@
 """The terminal view of `make run`: the newest alerts and the detection totals, refreshed each second.
 
 On a terminal it redraws in place; otherwise (CI, pipes) it logs one summary line every ten seconds.
+Until the first alert it says what is under way: the detector starting or reading, the attacks the
+generator has begun and how far each has got.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import time
+from pathlib import Path
 
+from fraud_detection.display import Display
+from fraud_detection.heartbeat import read_status
 from fraud_detection.storage import postgres, reports
 
 log = logging.getLogger(__name__)
 
-CLEAR = "\033[H\033[2J"
+
+def waiting_lines(progress: reports.DetectorProgress, generator: dict | None, threshold: int) -> list[str]:
+    """What is happening while nothing has been detected yet."""
+    if progress.batches == 0:
+        detector = "detector: starting Spark (the first batch commits in about 15 s)"
+    else:
+        detector = f"detector: {progress.batches:,} batches, {progress.input_rows:,} transactions checked"
+    if generator is None:
+        return ["(no alerts yet)", detector, "generator: starting"]
+    lines = ["(no alerts yet)", detector,
+             f"generator: {generator['sent']:,} transactions sent, {generator['attacks_injected']} attacks begun"]
+    for card, made, planned in generator["attacks_in_progress"][:5]:
+        due = f"alert due at swipe {threshold + 1}" if made <= threshold else "over the threshold: alert due now"
+        lines.append(f"  attack on {card}: {made} of {planned} swipes made ({due})")
+    return lines
 
 
-def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: reports.Health) -> str:
+def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: reports.Health,
+           waiting: list[str] = ()) -> str:
     """The whole screen as text."""
     lines = [
         "fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in .local/logs)",
@@ -34,7 +53,7 @@ def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: re
         latency = "-" if a.latency_ms is None else f"{a.latency_ms / 1000:.2f} s"
         lines.append(f"{a.card_id:<22} {a.txn_count:>5}  {window:<25} {latency:>9}")
     if not recent:
-        lines.append("(no alerts yet: the detector needs ~15 s to start, attacks come about every 20 s)")
+        lines.extend(waiting)
     return "\n".join(lines)
 
 
@@ -55,31 +74,35 @@ def _percent(value: float | None) -> str:
 
 
 class LiveView:
-    def __init__(self, database_url: str, stream=None, every_s: float = 1.0, log_every_s: float = 10.0) -> None:
+    """Redraws (or logs) the view when due; ``generator_status`` is the generator's heartbeat file."""
+
+    def __init__(self, database_url: str, stream=None, *, threshold: int, generator_status: Path | None = None,
+                 every_s: float = 1.0, log_every_s: float = 10.0) -> None:
         self._db = postgres.LazyConnection(database_url)
-        self._stream = stream if stream is not None else sys.stdout
-        self._tty = self._stream.isatty()
-        self._every_s = every_s if self._tty else log_every_s
-        self._next = 0.0
+        self._display = Display(stream if stream is not None else sys.stdout, every_s=every_s,
+                                log_every_s=log_every_s, screen=True)
+        self._threshold = threshold
+        self._generator_status = generator_status
 
     @property
     def on_terminal(self) -> bool:
-        return self._tty
+        return self._display.on_terminal
 
     def refresh(self) -> None:
         """Redraw (or log) if due; a database hiccup skips a frame rather than stopping the pipeline."""
-        now = time.monotonic()
-        if now < self._next:
+        if not self._display.due():
             return
-        self._next = now + self._every_s
         try:
             conn = self._db.get()
             totals, health = reports.totals(conn), reports.health(conn)
-            if self._tty:
-                self._stream.write(CLEAR + render(reports.newest_alerts(conn), totals, health) + "\n")
-                self._stream.flush()
-            else:
-                log.info(summary_line(totals, health))
+            if not self.on_terminal:
+                self._display.show(summary_line(totals, health))
+                return
+            recent = reports.newest_alerts(conn)
+            waiting = [] if recent else waiting_lines(
+                reports.detector_progress(conn),
+                read_status(self._generator_status) if self._generator_status else None, self._threshold)
+            self._display.show(render(recent, totals, health, waiting))
         except Exception as err:  # noqa: BLE001 (the view is best effort)
             log.debug("event=live_view_skipped error=%s", err)
             self._db.reset()

@@ -23,21 +23,10 @@ class KafkaSettings(BaseModel):
     topic: str = Field("transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     partitions: int = Field(6, ge=1, le=1000)
     # Optional client security (MSK and other managed brokers); empty means PLAINTEXT.
-    security_protocol: str = Field("PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
-    sasl_mechanism: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-
-    def client_config(self) -> dict[str, str]:
-        """librdkafka settings shared by every producer and consumer."""
-        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        return config
 
 
 class RuleSettings(BaseModel):
@@ -95,6 +84,11 @@ class LocalSettings(BaseModel):
     cache_dir: Path = Field(Path(".cache"), description="jars that Maven resolves")
     kafka_port: int = Field(9092, ge=1024, le=65535)
 
+    @property
+    def database_url_file(self) -> Path:
+        """Where `make run` / `make stack` leave their embedded PostgreSQL's URL (owner-only) while they run."""
+        return self.dir / "database.url"
+
 
 class Settings(BaseSettings):
     """Every component's configuration; see the README's configuration table."""
@@ -115,9 +109,13 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     def require_database_url(self) -> str:
-        if self.database_url is None:
-            raise SettingsError(f"{ENV_PREFIX}DATABASE_URL is not set: give a PostgreSQL URL (postgresql://...)")
-        return self.database_url.get_secret_value()
+        """``FRAUD_DATABASE_URL``, or else the embedded PostgreSQL of a running `make run` / `make stack`."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        if self.local.database_url_file.exists():
+            return self.local.database_url_file.read_text().strip()
+        raise SettingsError(f"{ENV_PREFIX}DATABASE_URL is not set: give a PostgreSQL URL (postgresql://...), "
+                            "or start the local stack (`make stack` or `make run`) in another terminal")
 
 
 class SettingsError(ValueError):

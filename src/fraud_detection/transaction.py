@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
 from json.encoder import encode_basestring_ascii as _quote
+from typing import NamedTuple
 
 SCHEMA: dict = json.loads(resources.files(__package__).joinpath("transaction.schema.json").read_text())
 FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"])
@@ -22,8 +22,10 @@ SCHEMA_VERSION: int = SCHEMA["properties"]["schema_version"]["const"]
 MAX_AMOUNT: float = SCHEMA["properties"]["amount"]["maximum"]
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
+class Transaction(NamedTuple):
+    """One card transaction, the row every producer hands the publisher (fields in the schema's order;
+    ``schema_version`` is always ``SCHEMA_VERSION`` and is added on encoding)."""
+
     transaction_id: str
     card_id: str
     amount_cents: int
@@ -33,24 +35,21 @@ class Transaction:
     country: str
     channel: str
     event_time_ms: int
-    schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
-        return encode(
-            self.transaction_id, self.card_id, self.amount_cents, self.currency, self.merchant_id,
-            self.merchant_category, self.country, self.channel, self.event_time_ms,
-        )
+        return encode(*self)
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Transaction:
-        """Decode a well-formed record (tests and tools; the detector parses in Spark)."""
+        """Decode a well-formed record of this schema version (tests and tools; the detector parses in Spark)."""
         doc = json.loads(payload)
+        if doc["schema_version"] != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {doc['schema_version']!r} is not {SCHEMA_VERSION}")
         return cls(
             transaction_id=doc["transaction_id"], card_id=doc["card_id"],
             amount_cents=round(doc["amount"] * 100), currency=doc["currency"],
             merchant_id=doc["merchant_id"], merchant_category=doc["merchant_category"],
-            country=doc["country"], channel=doc["channel"],
-            event_time_ms=parse_event_time(doc["event_time"]), schema_version=doc["schema_version"],
+            country=doc["country"], channel=doc["channel"], event_time_ms=parse_event_time(doc["event_time"]),
         )
 
 

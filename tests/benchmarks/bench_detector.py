@@ -22,10 +22,12 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from fraud_detection.detector import job
+from fraud_detection import kafka_clients
+from fraud_detection.detector import job, session
 from fraud_detection.detector.parse import parse_records
 from fraud_detection.generator.publish import Publisher
-from fraud_detection.generator.simulate import ATTACK, TrafficModel
+from fraud_detection.generator.simulate import TrafficModel
+from fraud_detection.ground_truth import ATTACK
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import load_settings
@@ -58,7 +60,7 @@ def naive_query(spark, settings, full_parse: bool):
     ``full_parse`` uses the detector's own parse step (same validation work); otherwise a bare
     ``from_json`` that drops what it cannot read, as the seed did.
     """
-    kafka = (spark.readStream.format("kafka").options(**job.kafka_options(settings.kafka))
+    kafka = (spark.readStream.format("kafka").options(**kafka_clients.spark_source_options(settings.kafka))
              .option("subscribe", settings.kafka.topic).option("startingOffsets", "earliest")
              .option("maxOffsetsPerTrigger", settings.detector.max_offsets_per_trigger).load())
     if full_parse:
@@ -206,7 +208,7 @@ def main() -> None:
             log.info("produced %d rows, %d attacks", args.rows, len(attacks))
             base = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": "bench"},
                                  local={"cache_dir": REPO / ".cache"})
-            spark = job.spark_session(base, "bench-detector")
+            spark = session.spark_session(base, "bench-detector")
             spark.sparkContext.setLogLevel("ERROR")
             for size in (int(s) for s in args.batch_sizes.split(",")):
                 settings = load_settings(kafka=base.kafka.model_dump(), local={"cache_dir": REPO / ".cache"},
@@ -221,7 +223,7 @@ def main() -> None:
                 for store in args.state_stores.split(","):
                     url = pg.create_database(f"bench_{size}_{store}")
                     postgres.migrate(url)
-                    spark.conf.set("spark.sql.streaming.stateStore.providerClass", job.STATE_STORES[store])
+                    spark.conf.set("spark.sql.streaming.stateStore.providerClass", session.STATE_STORES[store])
                     exact = settings.model_copy(update={"detector": settings.detector.model_copy(
                         update={"checkpoint_dir": str(tmp / f"exact-{size}-{store}")})})
                     progress = drain_exact(spark, exact, url)

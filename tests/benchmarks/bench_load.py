@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import psutil
 
-from fraud_detection.detector import job
+from fraud_detection.detector import session
 from fraud_detection.evaluation.quality import percentile
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
@@ -146,7 +146,7 @@ def batch_comparison(kafka, pg, tmp: Path, topic: str, live_url: str) -> dict:
     settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic},
                              local={"cache_dir": REPO / ".cache"},
                              detector={"checkpoint_dir": str(tmp / f"exact-{topic}"), "allowed_lateness": 3600})
-    spark = job.spark_session(settings, "bench-load")
+    spark = session.spark_session(settings, "bench-load")
     spark.sparkContext.setLogLevel("ERROR")
     try:
         progress, found = drain_naive(spark, settings, tmp / f"naive-{topic}", full_parse=False)

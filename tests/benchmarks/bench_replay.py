@@ -52,7 +52,7 @@ def main() -> None:
             parsed = replay.read_csv(path, replay.parse_mapping(MAPPING))
             parsed_s = time.perf_counter() - began
             publisher = Publisher(settings.kafka)
-            sent = replay.send(publisher, parsed, speed=None, stop=StopFlag())
+            sent = replay.send(publisher, parsed, speed=None, stop=StopFlag(), barrier_ms=120_000)
             delivery = publisher.close()
             total_s = time.perf_counter() - began
     print(f"\n| rows (gzip CSV, {size_mb:.1f} MB) | parse + sort s | total with send s | rows/s | delivered | bad rows |")

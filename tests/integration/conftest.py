@@ -39,7 +39,7 @@ def pg_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session (with the operator's jars) for the tests that run queries in-process."""
-    from fraud_detection.detector.job import spark_session
+    from fraud_detection.detector.session import spark_session
 
     session = spark_session(load_settings(local={"cache_dir": CACHE_DIR}), "fraud-detection-tests")
     yield session

@@ -16,8 +16,12 @@ from fraud_detection.storage import postgres
 from fraud_detection.transaction import encode
 
 MINUTE_MS = 60_000
-# Two days ago: event times must not lead the Kafka timestamp (now) by more than a day.
-BASE_MS = (int(time.time()) - 2 * 86_400) * 1000
+
+
+def base_ms() -> int:
+    """Where a test's event times start: two days before now, on the hour. Taken when a test runs, never at
+    import; event times must not lead the Kafka timestamp (now) by more than a day."""
+    return (int(time.time()) // 3600 - 48) * 3600 * 1000
 
 
 def card_events(rng: random.Random, card_id: str, start_ms: int) -> list[Event]:

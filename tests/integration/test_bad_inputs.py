@@ -37,7 +37,7 @@ def test_every_hostile_class_is_rejected_with_its_reason_or_handled(spark, kafka
                                                                    tmp_path):
     """26 classes after a warm-up: reasons as listed, oddities accepted, the victim still alerted, the SQL-looking
     card stored verbatim, every offset counted once."""
-    t0 = runs.BASE_MS + 7_200_000
+    t0 = runs.base_ms() + 7_200_000
     warmup = [Event("warm", f"w{i}", t0 - 600_000 + i * 1000, 100) for i in range(3)]
     runs.produce_events(kafka.bootstrap_servers, topic, warmup)
     runs.drain(spark, detector_settings(tmp_path), database_url)
@@ -92,7 +92,7 @@ def payloads(draw) -> bytes | None:
         return draw(st.none() | st.binary(max_size=200))
     if kind == "json":
         return json.dumps(draw(JSON_VALUES), allow_nan=True).encode()
-    base = json.loads(record(draw(st.text(min_size=1, max_size=12)), draw(st.uuids()).hex, runs.BASE_MS,
+    base = json.loads(record(draw(st.text(min_size=1, max_size=12)), draw(st.uuids()).hex, runs.base_ms(),
                              amount=draw(st.integers(1, 10**8)) / 100))
     if kind == "mutated":
         name = draw(st.sampled_from(FIELDS))

@@ -8,58 +8,71 @@ type needs and the columns its field overrides name. The quality panels must agr
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
 from fraud_detection.evaluation import quality
+from fraud_detection.ground_truth import Episode
 from fraud_detection.storage import detections, postgres, reports
 from tests.charts.rendering import CHART
 from tests.integration.grafana_sql import expand
 
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-RANGE = (NOW - timedelta(minutes=30), NOW + timedelta(minutes=1))
 MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A seeded database and the moment its data was stamped from (taken when seeding, not at import)."""
+
+    url: str
+    now: datetime
+
+    @property
+    def range(self) -> tuple[datetime, datetime]:
+        """The dashboard's time range: the 30 minutes up to the seeding, as a user would look at it."""
+        return self.now - timedelta(minutes=30), self.now + timedelta(minutes=1)
 
 
 def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def seed(url: str) -> None:
+def seed(url: str, now: datetime) -> None:
     """Three attacks (two caught), a decoy that was alerted, a false alert, rejects, late records, metrics."""
-    t0 = NOW - timedelta(minutes=20)
+    t0 = now - timedelta(minutes=20)
     def episode(card, kind, first_min, last_min, count):
-        return SimpleNamespace(card_id=card, kind=kind, first_event_time_ms=ms(t0) + first_min * MINUTE_MS,
-                               last_event_time_ms=ms(t0) + last_min * MINUTE_MS, txn_count=count)
+        return Episode(card, kind, ms(t0) + first_min * MINUTE_MS, ms(t0) + last_min * MINUTE_MS, count)
     episodes = [episode("g-1", "attack", 0, 5, 8), episode("g-2", "attack", 1, 4, 7), episode("g-3", "attack", 2, 3, 6),
                 episode("g-4", "decoy_below_threshold", 0, 9, 5)]
     def alert(alert_id, card, first_min, last_min, count, trigger_min):
         first = ms(t0) + first_min * MINUTE_MS
         return detections.AlertRow(alert_id, card, first, ms(t0) + last_min * MINUTE_MS, count, 100 * count,
-                                   f"tx-{alert_id}", ms(NOW - timedelta(seconds=40)), ms(t0) + trigger_min * MINUTE_MS)
+                                   f"tx-{alert_id}", ms(now - timedelta(seconds=40)), ms(t0) + trigger_min * MINUTE_MS)
     batches = [
         detections.BatchResult(alerts=[alert("a1", "g-1", 0, 5, 8, 3), alert("a2", "g-2", 1, 4, 7, 2)], input_rows=900),
         detections.BatchResult(alerts=[alert("a3", "g-4", 0, 9, 6, 9), alert("a4", "x-9", 16, 19, 6, 19)],
-                               rejected=[detections.RejectedRow("t", 0, 1, "invalid_json", "x", None, b"{", ms(NOW)),
-                                         detections.RejectedRow("t", 0, 2, "late", "behind", None, b"{}", ms(NOW))],
+                               rejected=[detections.RejectedRow("t", 0, 1, "invalid_json", "x", None, b"{", ms(now)),
+                                         detections.RejectedRow("t", 0, 2, "late", "behind", None, b"{}", ms(now))],
                                duplicates=2, input_rows=1100),
     ]
     with postgres.connection(url) as conn:
         postgres.record_ground_truth(conn, "generator:seed", episodes)
         for batch_id, batch in enumerate(batches):
-            detections.write_batch(conn, "run-1", batch_id, batch, NOW - timedelta(seconds=30 - 10 * batch_id))
+            detections.write_batch(conn, "run-1", batch_id, batch, now - timedelta(seconds=30 - 10 * batch_id))
             detections.record_duration(conn, "run-1", batch_id, 750.0 + batch_id)
 
 
 @pytest.fixture(scope="module")
-def seeded_url(pg_server):
-    url = pg_server.create_database("dashboard_seed")
+def seeded(pg_server) -> Seeded:
+    url = pg_server.create_database(f"dashboard_{uuid.uuid4().hex[:12]}")
     postgres.migrate(url)
-    seed(url)
-    return url
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    seed(url, now)
+    return Seeded(url, now)
 
 
 def panels(dashboard: dict) -> list[dict]:
@@ -101,13 +114,13 @@ def numeric(value) -> bool:
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
-def test_every_panel_query_runs_and_returns_what_its_panel_needs(path, seeded_url):
+def test_every_panel_query_runs_and_returns_what_its_panel_needs(path, seeded):
     """Each panel's SQL, macros and variables expanded, runs on the schema and fits its visualisation."""
     dashboard = json.loads(path.read_text())
     for panel in panels(dashboard):
         for target in panel["targets"]:
-            sql = expand(target["rawSql"], *RANGE, variables(dashboard))
-            columns, rows = result_of(seeded_url, sql)
+            sql = expand(target["rawSql"], *seeded.range, variables(dashboard))
+            columns, rows = result_of(seeded.url, sql)
             where = f"{panel['title']!r}: {sql}"
             assert rows, f"no rows on the seeded data for {where}"
             if panel["type"] == "timeseries":
@@ -121,16 +134,16 @@ def test_every_panel_query_runs_and_returns_what_its_panel_needs(path, seeded_ur
                 assert override["matcher"]["options"] in columns, f"override names a missing column in {where}"
 
 
-def test_quality_panels_agree_with_evaluate(seeded_url):
+def test_quality_panels_agree_with_evaluate(seeded):
     """Recall, precision, false alerts and decoys alerted: the dashboard and `evaluate` give the same numbers."""
     dashboard = json.loads(DASHBOARDS[0].read_text())
     stats = {}
     for panel in panels(dashboard):
         if panel["type"] == "stat":
-            _, rows = result_of(seeded_url, expand(panel["targets"][0]["rawSql"], *RANGE, variables(dashboard)))
+            _, rows = result_of(seeded.url, expand(panel["targets"][0]["rawSql"], *seeded.range, variables(dashboard)))
             stats[panel["title"]] = rows[0][0]
-    with postgres.connection(seeded_url) as conn:
-        truth, alerts = reports.evaluation_rows(conn, *RANGE)
+    with postgres.connection(seeded.url) as conn:
+        truth, alerts = reports.evaluation_rows(conn, *seeded.range)
     ev = quality.evaluate([quality.Truth(*t) for t in truth], [quality.AlertRecord(*a) for a in alerts])
     assert (ev.attacks, ev.detected, len(ev.false_alerts), ev.decoys_alerted) == (3, 2, 2, 1)
     assert stats["Attacks injected"] == ev.attacks
@@ -141,19 +154,19 @@ def test_quality_panels_agree_with_evaluate(seeded_url):
     assert stats["Decoys alerted"] == ev.decoys_alerted
 
 
-def test_live_view_health_matches_the_seeded_metrics(seeded_url):
+def test_live_view_health_matches_the_seeded_metrics(seeded):
     """make run's headline: processed rate from the batch metrics, latency percentiles from the alerts."""
-    with postgres.connection(seeded_url) as conn:
-        health = reports.health(conn, rate_s=120)
+    with postgres.connection(seeded.url) as conn:
+        health = reports.health(conn, rate_s=120, at=seeded.now)
     assert health.rate_per_s == pytest.approx((900 + 1100) / 120)
     assert health.latency_p50_s == pytest.approx(15.0)  # alerts stored 10 s and 20 s after their trigger
     assert health.latency_p99_s == pytest.approx(20.0)
 
 
-def test_a_query_naming_a_missing_column_fails(seeded_url):
+def test_a_query_naming_a_missing_column_fails(seeded):
     """The check above can fail: a panel query with a misspelt column is an error on the real schema."""
     import psycopg2
 
     with pytest.raises(psycopg2.errors.UndefinedColumn):
-        result_of(seeded_url, expand("SELECT $__timeGroupAlias(detected_at, '1m'), count(*) FROM alerts "
-                                     "WHERE $__timeFilter(detectd_at) GROUP BY 1", *RANGE, {}))
+        result_of(seeded.url, expand("SELECT $__timeGroupAlias(detected_at, '1m'), count(*) FROM alerts "
+                                     "WHERE $__timeFilter(detectd_at) GROUP BY 1", *seeded.range, {}))

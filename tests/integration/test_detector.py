@@ -33,7 +33,7 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
     """Random streams (boundary-straddling bursts, ties, redeliveries, out-of-order) give the oracle's alerts."""
     rng = random.Random(seed)
     events = [e for c in range(cards)
-              for e in runs.card_events(rng, f"card{seed}x{c}", runs.BASE_MS + rng.randint(0, 3_600_000))]
+              for e in runs.card_events(rng, f"card{seed}x{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.05)
     run = uuid.uuid4().hex[:10]
     topic = f"diff-{run}"
@@ -77,7 +77,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
     spark, kafka, topic, database_url, stack_env, tmp_path
 ):
     """Each bad-input class gets its reason code; valid records after them still raise the right alert."""
-    t0 = runs.BASE_MS + 3_600_000
+    t0 = runs.base_ms() + 3_600_000
     bad = {
         "not json": (b"not json", "invalid_json"),
         "array": (b"[1, 2]", "invalid_json"),
@@ -94,7 +94,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
                      + format_event_time(t0).encode() + b'","schema_version":1}', "non_finite_amount"),
         "sub-cent": (_record("c", "b8", t0, amount=1.234), "bad_amount"),
         "bad time": (_record("c", "b9", t0, event_time="yesterday"), "bad_event_time"),
-        "future": (_record("c", "b10", t0, event_time=format_event_time(runs.BASE_MS + 5 * 86_400_000)),
+        "future": (_record("c", "b10", t0, event_time=format_event_time(runs.base_ms() + 5 * 86_400_000)),
                    "future_event_time"),
         "version 2": (_record("c", "b11", t0, schema_version=2), "unsupported_schema_version"),
         "oversized": (_record("c", "b12", t0, merchant_id="m" * 5000), "oversized"),

@@ -45,7 +45,7 @@ def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topi
     url = server.create_database("outage")
     postgres.migrate(url)
     rng = random.Random(30)
-    events = [e for c in range(200) for e in runs.card_events(rng, f"o{c}", runs.BASE_MS + rng.randint(0, 3_600_000))]
+    events = [e for c in range(200) for e in runs.card_events(rng, f"o{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
     chunks = [delivered[i:i + 25] for i in range(0, len(delivered), 25)]
     thirds = [chunks[:len(chunks) // 3], chunks[len(chunks) // 3:2 * len(chunks) // 3], chunks[2 * len(chunks) // 3:]]
@@ -163,7 +163,7 @@ def test_full_checkpoint_disk_fails_with_a_clear_error_not_a_hang(kafka, topic, 
     env = {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(small / "checkpoint"),
            "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR)}
     rng = random.Random(5)
-    events = [e for c in range(400) for e in runs.card_events(rng, f"d{c}", runs.BASE_MS + rng.randint(0, 3_600_000))]
+    events = [e for c in range(400) for e in runs.card_events(rng, f"d{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     runs.produce_events(kafka.bootstrap_servers, topic, events)
     script = f'mount -t tmpfs -o size=256k tmpfs "{small}" && exec "$0" -m fraud_detection.cli detect'
     began = time.monotonic()

@@ -10,6 +10,7 @@ from decimal import Decimal
 import jsonschema
 
 from fraud_detection.generator.generate import generate
+from fraud_detection.heartbeat import read_status
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres
 from fraud_detection.transaction import SCHEMA, parse_event_time
@@ -61,13 +62,17 @@ def test_ground_truth_rows_are_written(kafka, topic, settings, database_url):
         assert sum(first_ms <= t <= last_ms for t in swipes[card]) == count, (card, kind)
 
 
-def test_sigterm_flushes_and_exits_0(kafka, topic, stack_env):
+def test_sigterm_flushes_and_exits_0(kafka, topic, stack_env, tmp_path):
     """SIGTERM makes the generator deliver what it buffered, report it and exit 0."""
+    status = tmp_path / "heartbeat"
     env = {**os.environ, **stack_env, "FRAUD_GENERATOR__RATE": "20000", "FRAUD_GENERATOR__POPULATION": "5000000",
-           "FRAUD_GENERATOR__CLOCK_SPEED": "10"}
+           "FRAUD_GENERATOR__CLOCK_SPEED": "10", "FRAUD_GENERATOR__HEARTBEAT_FILE": str(status)}
     process = subprocess.Popen([sys.executable, "-m", "fraud_detection.cli", "generate"], env=env,
                                stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while (read_status(status) or {"sent": 0})["sent"] <= 10_000:  # mid-stream, however slow the start
+        assert time.monotonic() < deadline and process.poll() is None, "the generator sent nothing in 120 s"
+        time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err

@@ -36,7 +36,7 @@ def test_edited_migration_is_refused(database_url, monkeypatch):
 
 def test_ground_truth_insert_is_idempotent(database_url):
     """Recording the same episodes twice leaves one row each."""
-    from fraud_detection.generator.simulate import Episode
+    from fraud_detection.ground_truth import Episode
 
     episodes = [Episode("c-1", "attack", 1_000, 60_000, 7), Episode("c-2", "decoy_slow", 0, 700_000, 6)]
     with postgres.connection(database_url) as conn:

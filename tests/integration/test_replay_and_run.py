@@ -53,6 +53,21 @@ def test_replay_lands_every_good_row_and_reports_bad_ones(kafka, topic, stack_en
     assert truth == [("stolen", "labelled_fraud", 6)]
 
 
+def test_replay_groups_labels_by_the_configured_rule_window(kafka, topic, stack_env, database_url, tmp_path):
+    """FRAUD_RULE__WINDOW sets how far apart labelled swipes may be within one episode (not a fixed 10 minutes)."""
+    path = tmp_path / "labels.csv"
+    seconds = (0, 30, 60, 90, 700, 730)  # 610 s between the 4th and 5th: two episodes under 10 min, one under 15
+    rows = "".join(f"stolen,{1_700_000_000 + s},9.99,1\n" for s in seconds)
+    path.write_text("card_id,event_time,amount,label\n" + rows)
+    result = subprocess.run([*CLI, "replay", str(path), "--map", "label=label"],
+                            env={**os.environ, **stack_env, "FRAUD_RULE__WINDOW": "900"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with postgres.connection(database_url) as conn:
+        truth = postgres.fetch_all(conn, "SELECT card_id, kind, txn_count FROM injected_attacks")
+    assert truth == [("stolen", "labelled_fraud", 6)]
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 
-from fraud_detection.detector.job import batch_result, kafka_options
-from fraud_detection.detector.velocity_state import OperatorBuildError, _sources_digest, operator_jars
+from fraud_detection.detector.sink import OPERATOR_FIELDS, batch_result
+from fraud_detection.detector.velocity_state import (
+    OPERATOR_PROJECT,
+    OperatorBuildError,
+    _sources_digest,
+    operator_jars,
+    snake_case,
+)
+from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.live_view import render, summary_line
 from fraud_detection.settings import SettingsError, load_settings
 from fraud_detection.storage.reports import Health, RecentAlert, Totals
 
+OPERATOR_SOURCES = OPERATOR_PROJECT / "src/main/java/io/github/frauddetection/velocity"
+
 
 def _row(**fields):
-    base = dict.fromkeys(("kind", "card_id", "alert_id", "first_event_time_ms", "last_event_time_ms", "txn_count",
-                          "amount_total_cents", "trigger_transaction_id", "trigger_kafka_timestamp_ms",
-                          "trigger_event_time_ms", "merged_into", "topic", "kafka_partition", "kafka_offset",
-                          "kafka_timestamp_ms", "reason", "detail", "raw_key", "raw_value"))
+    base = dict.fromkeys(OPERATOR_FIELDS)
     return SimpleNamespace(**{**base, **fields})
 
 
@@ -37,8 +44,15 @@ def test_operator_rows_are_sorted_into_alerts_merges_rejects_and_duplicates():
     result = batch_result(rows)
     assert [(a.alert_id, a.trigger_event_time_ms) for a in result.alerts] == [("a1", 2)]
     assert result.merges == {"a2": "a1"}
-    assert [(r.reason, r.raw_payload) for r in result.rejected] == [("invalid_json", b"x"), ("late", None)]
+    assert [(r.reason, r.raw_value) for r in result.rejected] == [("invalid_json", b"x"), ("late", None)]
     assert result.duplicates == 1
+
+
+def test_the_operators_java_bean_names_map_to_the_sinks_fields():
+    """Every field the sink reads is the snake_case form of a getter of the operator's DetectorOutput bean."""
+    bean = (OPERATOR_SOURCES / "DetectorOutput.java").read_text()
+    getters = {snake_case(name[0].lower() + name[1:]) for name in re.findall(r"public \S+ get(\w+)\(\)", bean)}
+    assert set(OPERATOR_FIELDS) <= getters, set(OPERATOR_FIELDS) - getters
 
 
 def test_missing_operator_jar_says_how_to_build_it(tmp_path):
@@ -73,7 +87,7 @@ def test_sasl_credentials_reach_spark_as_a_jaas_line():
     """Spark's Kafka source gets the same SASL settings as the Python clients."""
     settings = load_settings(kafka={"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
                                     "sasl_username": "u", "sasl_password": "p\"w"})
-    options = kafka_options(settings.kafka)
+    options = spark_source_options(settings.kafka)
     assert options["kafka.security.protocol"] == "SASL_SSL"
     assert options["kafka.sasl.jaas.config"] == (
         'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p\\"w";')

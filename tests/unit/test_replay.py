@@ -2,7 +2,8 @@ import gzip
 
 import pytest
 
-from fraud_detection.generator.replay import LABELLED_FRAUD, ReplayError, parse_mapping, read_csv, time_parser
+from fraud_detection.generator.replay import ReplayError, parse_mapping, read_csv, time_parser
+from fraud_detection.ground_truth import LABELLED_FRAUD, episodes_from_labels
 
 KAGGLE_STYLE = """trans_num,cc_num,unix_time,amt,is_fraud,merchant
 a1,111,1700000060,12.50,0,shop
@@ -30,9 +31,10 @@ def write(tmp_path, text, name="data.csv", compress=False):
 def test_good_rows_in_time_order_with_mapping(tmp_path):
     """Mapped columns become records, sorted by event time; labels follow their rows."""
     parsed = read_csv(write(tmp_path, KAGGLE_STYLE), parse_mapping(MAPPING))
-    assert [r[0] for r in parsed.rows] == ["a2", "a1", "a7"]
-    assert [r[8] for r in parsed.rows] == [1700000000000, 1700000060000, 1700000100000]
-    assert parsed.rows[0][1:3] == ("111", 310) and parsed.rows[0][4] == "shop"
+    assert [r.transaction_id for r in parsed.rows] == ["a2", "a1", "a7"]
+    assert [r.event_time_ms for r in parsed.rows] == [1700000000000, 1700000060000, 1700000100000]
+    first = parsed.rows[0]
+    assert (first.card_id, first.amount_cents, first.merchant_id) == ("111", 310, "shop")
     assert parsed.labels == [True, False, True]
 
 
@@ -53,7 +55,8 @@ def test_gzip_is_detected_by_content(tmp_path):
 
 def test_labels_become_episodes_per_card(tmp_path):
     """A card's fraud-labelled rows within a window form one labelled_fraud episode."""
-    [episode] = read_csv(write(tmp_path, KAGGLE_STYLE), parse_mapping(MAPPING)).ground_truth()
+    parsed = read_csv(write(tmp_path, KAGGLE_STYLE), parse_mapping(MAPPING))
+    [episode] = episodes_from_labels(parsed.fraud_swipes(), window_ms=600_000)
     assert (episode.card_id, episode.kind, episode.txn_count) == ("111", LABELLED_FRAUD, 2)
     assert (episode.first_event_time_ms, episode.last_event_time_ms) == (1700000000000, 1700000100000)
 
@@ -93,3 +96,10 @@ def test_empty_file_is_an_error(tmp_path):
     """A file without even a header row cannot be replayed."""
     with pytest.raises(ReplayError, match="empty"):
         read_csv(write(tmp_path, ""), parse_mapping(None))
+
+
+def test_labelled_episodes_split_where_swipes_are_more_than_the_rule_window_apart():
+    """The grouping window is the rule's: the same swipes make two episodes under 60 s, one under 10 minutes."""
+    swipes = [("c", t * 1000) for t in (0, 30, 60, 200, 230)]
+    assert [e.txn_count for e in episodes_from_labels(swipes, window_ms=60_000)] == [3, 2]
+    assert [e.txn_count for e in episodes_from_labels(swipes, window_ms=600_000)] == [5]

@@ -1,5 +1,6 @@
 import pytest
 
+from fraud_detection.kafka_clients import client_config
 from fraud_detection.settings import SettingsError, load_settings
 
 
@@ -52,7 +53,7 @@ def test_secrets_are_not_shown(monkeypatch):
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
     assert "s3cr3t" not in repr(settings)
     assert settings.require_database_url().endswith("@db/fraud")
-    assert settings.kafka.client_config()["sasl.password"] == "s3cr3t"
+    assert client_config(settings.kafka)["sasl.password"] == "s3cr3t"
 
 
 def test_overrides_beat_the_environment(monkeypatch):

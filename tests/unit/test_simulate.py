@@ -5,7 +5,8 @@ from decimal import Decimal
 import jsonschema
 import pytest
 
-from fraud_detection.generator.simulate import ATTACK, DECOY_FIVE, DECOY_SLOW, TrafficModel
+from fraud_detection.generator.simulate import TrafficModel
+from fraud_detection.ground_truth import ATTACK, DECOY_BELOW_THRESHOLD, DECOY_SLOW
 from fraud_detection.rules.velocity import Event, detect
 from fraud_detection.transaction import SCHEMA, encode
 
@@ -61,15 +62,17 @@ def test_attacks_are_exactly_the_oracles_alerts(hour_of_traffic):
 
 
 def test_attack_and_decoy_shapes(hour_of_traffic):
-    """Attacks: 6-15 swipes within 1-10 minutes; decoys: 5 within 10 minutes, or 6 over 11+ minutes."""
+    """Attacks: 6-15 swipes, by a bot (1-3 s apart) or spread over 1-10 minutes; decoys: 5 within 10 minutes,
+    or 6 over 11+ minutes."""
     _, truth, _ = hour_of_traffic
     kinds = Counter(e.kind for e in truth)
-    assert kinds[ATTACK] and kinds[DECOY_FIVE] and kinds[DECOY_SLOW]
+    assert kinds[ATTACK] and kinds[DECOY_BELOW_THRESHOLD] and kinds[DECOY_SLOW]
     for e in truth:
         span = e.last_event_time_ms - e.first_event_time_ms
         if e.kind == ATTACK:
-            assert 6 <= e.txn_count <= 15 and MIN <= span < 10 * MIN
-        elif e.kind == DECOY_FIVE:
+            bot = 1000 * (e.txn_count - 1) <= span <= 3000 * (e.txn_count - 1)
+            assert 6 <= e.txn_count <= 15 and (bot or MIN <= span < 10 * MIN)
+        elif e.kind == DECOY_BELOW_THRESHOLD:
             assert e.txn_count == 5 and span < 10 * MIN
         else:
             assert e.txn_count == 6 and span >= 11 * MIN
@@ -78,9 +81,17 @@ def test_attack_and_decoy_shapes(hour_of_traffic):
 def test_some_attacks_straddle_a_clock_boundary(hour_of_traffic):
     """A good share of attacks crosses a 10-minute clock boundary, which tumbling windows miss."""
     _, truth, _ = hour_of_traffic
-    attacks = [e for e in truth if e.kind == ATTACK]
+    attacks = [e for e in truth if e.kind == ATTACK and e.last_event_time_ms - e.first_event_time_ms >= MIN]
     straddling = [e for e in attacks if e.first_event_time_ms // (10 * MIN) != e.last_event_time_ms // (10 * MIN)]
     assert 0.3 < len(straddling) / len(attacks) < 0.9
+
+
+def test_the_first_attack_starts_with_the_run_and_crosses_the_threshold_within_seconds(hour_of_traffic):
+    """A new run shows a detection at once: its first attack begins at the start, its 6th swipe within 15 s."""
+    events, truth, _ = hour_of_traffic
+    first = min((e for e in truth if e.kind == ATTACK), key=lambda e: e.first_event_time_ms)
+    swipes = sorted(e.event_time_ms for e in events if e.card_id == first.card_id)
+    assert swipes[0] == START_MS and swipes[5] - START_MS <= 15_000
 
 
 def test_attacks_arrive_about_every_attack_interval(hour_of_traffic):

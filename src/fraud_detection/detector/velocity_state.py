@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,16 +24,11 @@ log = logging.getLogger(__name__)
 OPERATOR_PROJECT = Path(__file__).resolve().parents[2] / "velocity-operator"
 OPERATOR_JAR = "velocity-operator.jar"
 
-# The operator's output (a Java bean, so camelCase) renamed to the sink's names.
-OUTPUT = {
-    "kind": "kind", "cardId": "card_id", "alertId": "alert_id", "firstEventTimeMs": "first_event_time_ms",
-    "lastEventTimeMs": "last_event_time_ms", "txnCount": "txn_count", "amountTotalCents": "amount_total_cents",
-    "triggerTransactionId": "trigger_transaction_id", "triggerKafkaTimestampMs": "trigger_kafka_timestamp_ms",
-    "triggerEventTimeMs": "trigger_event_time_ms",
-    "mergedInto": "merged_into", "topic": "topic", "kafkaPartition": "kafka_partition",
-    "kafkaOffset": "kafka_offset", "kafkaTimestampMs": "kafka_timestamp_ms", "reason": "reason",
-    "detail": "detail", "rawKey": "raw_key", "rawValue": "raw_value",
-}
+
+
+def snake_case(java_name: str) -> str:
+    """The operator's output is a Java bean (``triggerEventTimeMs``); Python reads ``trigger_event_time_ms``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", java_name).lower()
 
 
 class OperatorBuildError(RuntimeError):
@@ -91,4 +87,4 @@ def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buck
     operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
     jdf = parsed._jdf  # noqa: SLF001 (py4j: the operator takes the JVM DataFrame)
     result = ClassicDataFrame(operator.apply(jdf, threshold, window_ms, state_buckets, input_rows), session)
-    return result.select(*[F.col(java).alias(name) for java, name in OUTPUT.items()]), input_rows
+    return result.select(*[F.col(java).alias(snake_case(java)) for java in result.columns]), input_rows

@@ -8,12 +8,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from fraud_detection.generator.publish import DeliveryReport, Progress, Publisher, check_topic
-from fraud_detection.generator.simulate import ATTACK, TrafficModel
+from fraud_detection.display import Progress
+from fraud_detection.generator.publish import DeliveryReport, Publisher
+from fraud_detection.generator.simulate import TrafficModel
+from fraud_detection.ground_truth import ATTACK
 from fraud_detection.heartbeat import Heartbeat
+from fraud_detection.kafka_clients import check_topic
 from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.shutdown import StopFlag
-from fraud_detection.storage import postgres
+from fraud_detection.storage.postgres import GroundTruthRecorder
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +69,20 @@ def generate(
     except ValueError as err:  # the settings cannot work together, e.g. too few cards for the rate
         raise SettingsError(str(err)) from None
     check_topic(settings.kafka)
-    truth_conn = postgres.connect(settings.require_database_url()) if record_truth else None
-    source = f"generator:{space}"
+    recorder = GroundTruthRecorder(settings.require_database_url(), f"generator:{space}") if record_truth else None
     publisher = Publisher(settings.kafka)
     episodes: Counter[str] = Counter()
     sent = 0
 
     def record(found) -> None:
         episodes.update(e.kind for e in found)
-        if truth_conn is not None and found:
-            postgres.record_ground_truth(truth_conn, source, found)
+        if recorder is not None and found:
+            recorder.record(found)
 
-    heartbeat = Heartbeat(g.heartbeat_file)
+    heartbeat = Heartbeat(g.heartbeat_file, status=lambda: {
+        "sent": sent, "attacks_injected": model.injected[ATTACK],
+        "attacks_in_progress": model.attacks_in_progress(),
+    })
     progress = Progress(lambda: (
         f"generator {space}: sent {sent:,} ({sent / max(time.monotonic() - began, 1e-9):,.0f} tx/s), "
         f"attacks injected {model.injected[ATTACK]:,}, decoys {model.injected.total() - model.injected[ATTACK]:,}, "
@@ -108,8 +113,8 @@ def generate(
     finally:
         delivery = publisher.close()
         record(model.cut_open_episodes(model.cursor_ms))
-        if truth_conn is not None:
-            truth_conn.close()
+        if recorder is not None:
+            recorder.close()
         progress.done()
     summary = GeneratorSummary(space, sent, dict(episodes), delivery, time.monotonic() - began)
     log.info(

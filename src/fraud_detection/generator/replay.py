@@ -1,8 +1,10 @@
 """``fraud-detection replay``: a labelled CSV (plain or gzip) into Kafka in event-time order.
 
 Parsing is pure (``read_csv``); bad rows come back with their line numbers and a reason, never dropped
-silently. Fraud labels become ground truth: a card's labelled transactions no more than a window apart
-form one ``labelled_fraud`` episode.
+silently. Fraud labels become ground truth (``ground_truth.episodes_from_labels``, with the rule's window).
+
+``send`` keeps the topic's partitions close in event time, so a detector that is running while the file
+is replayed sees no record behind its watermark, at any speed (see ``send``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fraud_detection.generator.simulate import Episode
-from fraud_detection.rules.velocity import DEFAULT_WINDOW_MS
-from fraud_detection.transaction import CHANNELS, MAX_AMOUNT
+from fraud_detection.transaction import CHANNELS, MAX_AMOUNT, Transaction
 
-LABELLED_FRAUD = "labelled_fraud"
 TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y", "fraud"})
 # Mapping keys: the record field each names a CSV column for. Required ones first.
 REQUIRED_COLUMNS = ("card", "time", "amount")
@@ -40,25 +39,13 @@ class BadRow:
 
 @dataclass
 class ParsedCsv:
-    rows: list[tuple] = field(default_factory=list)  # in the argument order of transaction.encode
+    rows: list[Transaction] = field(default_factory=list)  # sorted by event time
     labels: list[bool] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)
 
-    def ground_truth(self, window_ms: int = DEFAULT_WINDOW_MS) -> list[Episode]:
-        """Labelled fraud grouped per card into episodes of transactions at most a window apart."""
-        by_card: dict[str, list[int]] = {}
-        for row, fraud in zip(self.rows, self.labels, strict=True):
-            if fraud:
-                by_card.setdefault(row[1], []).append(row[8])
-        episodes = []
-        for card, times in by_card.items():
-            times.sort()
-            start = 0
-            for i in range(1, len(times) + 1):
-                if i == len(times) or times[i] - times[i - 1] > window_ms:
-                    episodes.append(Episode(card, LABELLED_FRAUD, times[start], times[i - 1], i - start))
-                    start = i
-        return episodes
+    def fraud_swipes(self) -> list[tuple[str, int]]:
+        """``(card_id, event_time_ms)`` of every row labelled as fraud."""
+        return [(row.card_id, row.event_time_ms) for row, fraud in zip(self.rows, self.labels, strict=True) if fraud]
 
 
 def parse_mapping(text: str | None) -> dict[str, str]:
@@ -148,7 +135,7 @@ def read_csv(
                 continue
             parsed.rows.append(row)
             parsed.labels.append(fraud)
-    order = sorted(range(len(parsed.rows)), key=lambda i: parsed.rows[i][8])
+    order = sorted(range(len(parsed.rows)), key=lambda i: parsed.rows[i].event_time_ms)
     parsed.rows = [parsed.rows[i] for i in order]
     parsed.labels = [parsed.labels[i] for i in order]
     return parsed
@@ -167,7 +154,7 @@ def _cell(cells: list[str], position: int | None, name: str, required: bool = Fa
     return cells[position].strip()
 
 
-def _parse_row(cells, col, parse_time, currency, stem, line) -> tuple[tuple, bool]:
+def _parse_row(cells, col, parse_time, currency, stem, line) -> tuple[Transaction, bool]:
     card = _cell(cells, col["card"], "card", required=True)
     time_text = _cell(cells, col["time"], "time", required=True)
     amount_text = _cell(cells, col["amount"], "amount", required=True)
@@ -184,7 +171,7 @@ def _parse_row(cells, col, parse_time, currency, stem, line) -> tuple[tuple, boo
     channel = _cell(cells, col["channel"], "channel") or "pos"
     if channel not in CHANNELS:
         raise _BadRowError("bad_channel", f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
-    row = (
+    row = Transaction(
         _cell(cells, col["id"], "id") or f"{stem}-{line}",
         card,
         max(1, round(amount * 100)),
@@ -199,29 +186,41 @@ def _parse_row(cells, col, parse_time, currency, stem, line) -> tuple[tuple, boo
     return row, label is not None and label.lower() in TRUE_LABELS
 
 
-def send(publisher, parsed: ParsedCsv, *, speed: float | None, stop, progress=None, chunk: int = 5000) -> int:
+def send(publisher, parsed: ParsedCsv, *, speed: float | None, stop, barrier_ms: int, progress=None,
+         chunk: int = 5000) -> int:
     """Produce the parsed rows in order: as fast as possible (``speed`` None) or ``speed`` times faster
-    than their event times. Returns how many were sent before the end or ``stop``."""
+    than their event times. Returns how many were sent before the end or ``stop``.
+
+    Every ``barrier_ms`` of event time (the detector's allowed lateness) the producer is flushed before
+    a later record goes out. A micro-batch that reads a later record then also reads every earlier one,
+    whatever partition it is in, so no record can fall behind the watermark: without the barrier, one
+    partition's records could reach Kafka a few milliseconds after another's, which at a high speed-up
+    is more event time than the lateness allows.
+    """
     import time
 
     rows = parsed.rows
     if not rows:
         return 0
-    began, first_ms = time.monotonic(), rows[0][8]
+    began, first_ms = time.monotonic(), rows[0].event_time_ms
+    barrier = first_ms + barrier_ms
     sent = 0
     while sent < len(rows) and not stop:
-        if speed is None:
-            end = min(sent + chunk, len(rows))
-        else:
-            due_ms = first_ms + (time.monotonic() - began) * 1000 * speed
-            end = sent
-            while end < len(rows) and end - sent < chunk and rows[end][8] <= due_ms:
-                end += 1
-            if end == sent:
-                wait_s = (rows[sent][8] - due_ms) / 1000 / speed
-                publisher.poll()
-                stop.wait(min(max(wait_s, 0.001), 0.25))
-                continue
+        if rows[sent].event_time_ms >= barrier:
+            publisher.flush()
+            barrier = rows[sent].event_time_ms + barrier_ms
+        limit = min(len(rows), sent + chunk)
+        due_ms = barrier - 1
+        if speed is not None:
+            due_ms = min(due_ms, first_ms + (time.monotonic() - began) * 1000 * speed)
+        end = sent
+        while end < limit and rows[end].event_time_ms <= due_ms:
+            end += 1
+        if end == sent:  # paced: the next row is not due yet
+            wait_s = (rows[sent].event_time_ms - due_ms) / 1000 / speed
+            publisher.poll()
+            stop.wait(min(max(wait_s, 0.001), 0.25))
+            continue
         sent += publisher.send_rows(rows[sent:end])
         if progress is not None:
             progress.tick()

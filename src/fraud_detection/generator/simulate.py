@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fraud_detection.ground_truth import ATTACK, DECOY_BELOW_THRESHOLD, DECOY_SLOW, Episode
 from fraud_detection.rules.velocity import DEFAULT_THRESHOLD, DEFAULT_WINDOW_MS
+from fraud_detection.transaction import CHANNELS, Transaction
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -34,17 +36,16 @@ CATEGORIES = (
     ("5311", 6, 60.0), ("5999", 6, 35.0), ("4111", 6, 3.5), ("5732", 3, 220.0), ("7011", 2, 180.0),
     ("4511", 2, 320.0),
 )
-CHANNELS = ("contactless", "pos", "ecommerce", "atm")
+HABIT_CHANNELS = ("contactless", "pos", "ecommerce")  # a card's usual way to pay; any of CHANNELS otherwise
 MERCHANTS = 50_000           # merchant ids m00000..m49999, each with a fixed category
 FAVOURITES = 3               # favourite merchants per card
 FAVOURITE_SHARE = 0.75       # share of a card's swipes at a favourite merchant
 ABROAD_SHARE = 0.02          # share of swipes in a country other than home
 NIGHT_ACTIVITY = 0.08        # relative swipe probability between 23:00 and 07:00 local time
 STRADDLE_SHARE = 0.4         # attacks placed across a 10-minute clock boundary
+BURST_SHARE = 0.5            # attacks by a card-testing bot: swipes seconds apart (the rest spread over minutes)
+BOT_GAP_MS = (1_000, 3_000)  # a bot's pause between two swipes
 BUSY_HEADROOM = 5            # population >= this x the cards swiping within one swipe gap
-
-ATTACK, DECOY_FIVE, DECOY_SLOW = "attack", "decoy_below_threshold", "decoy_slow"
-EPISODE_KINDS = (ATTACK, DECOY_FIVE, DECOY_SLOW)
 
 _COUNTRY_CODES = np.array([c[0] for c in COUNTRIES])
 _CURRENCIES = np.array([c[1] for c in COUNTRIES])
@@ -54,17 +55,6 @@ _MCC_CODES = np.array([c[0] for c in CATEGORIES])
 _MCC_CDF = np.cumsum([c[1] for c in CATEGORIES]) / sum(c[1] for c in CATEGORIES)
 _MCC_MEDIANS = np.array([c[2] for c in CATEGORIES])
 _NEVER = np.iinfo(np.int64).min // 2
-
-
-@dataclass(frozen=True, slots=True)
-class Episode:
-    """One injected attack or decoy: the ground truth for detection quality."""
-
-    card_id: str
-    kind: str
-    first_event_time_ms: int
-    last_event_time_ms: int
-    txn_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +77,11 @@ class Batch:
         return len(self.transaction_ids)
 
     def rows(self):
-        """Rows in the argument order of ``transaction.encode``."""
-        return zip(
+        """The transactions, in event-time order."""
+        return map(Transaction._make, zip(
             self.transaction_ids, self.card_ids, self.amount_cents, self.currencies, self.merchant_ids,
             self.categories, self.countries, self.channels, self.event_times_ms, strict=True,
-        )
+        ))
 
 
 def _mix(values: np.ndarray, salt: int) -> np.ndarray:
@@ -149,7 +139,8 @@ class TrafficModel:
         self._last_swipe_ms = np.full(population, _NEVER, dtype=np.int64)
         self._attack_interval_ms = attack_interval_s * 1000
         self._decoy_interval_ms = self._attack_interval_ms / decoy_ratio if decoy_ratio > 0 else None
-        self._next_attack_ms = start_ms + self._jittered(self._attack_interval_ms)
+        self._next_attack_ms = start_ms  # the first attack starts with the run: a new run shows a detection at once
+        self._first_attack = True
         self._next_decoy_ms = start_ms + self._jittered(self._decoy_interval_ms) if self._decoy_interval_ms else None
         self._pending: list[tuple[int, int, int, str]] = []  # injected (time, card, cents, channel)
         self._open: dict[Episode, list[int]] = {}  # open episode -> its event times
@@ -181,9 +172,14 @@ class TrafficModel:
                 continue
             kind = episode.kind
             if kind == ATTACK and len(sent) <= self.threshold:
-                kind = DECOY_FIVE
+                kind = DECOY_BELOW_THRESHOLD
             cut.append(Episode(episode.card_id, kind, sent[0], sent[-1], len(sent)))
         return cut
+
+    def attacks_in_progress(self) -> list[tuple[str, int, int]]:
+        """``(card_id, swipes made, swipes planned)`` of each attack under way at the cursor."""
+        return [(e.card_id, sum(t < self.cursor_ms for t in times), e.txn_count)
+                for e, times in self._open.items() if e.kind == ATTACK and times[0] < self.cursor_ms]
 
     # -- one step -----------------------------------------------------------------------------------
 
@@ -286,7 +282,7 @@ class TrafficModel:
         amounts = np.maximum(1, np.round(euros * 100)).astype(np.int64)
         channel_pref = (_unit(cards, 5) * 3).astype(np.int64)  # contactless, pos or ecommerce habit
         channels_idx = np.where(self._rng.random(n) < 0.7, channel_pref, self._rng.integers(0, 4, n))
-        channels = np.array(CHANNELS)[channels_idx]
+        channels = np.array(HABIT_CHANNELS + tuple(c for c in CHANNELS if c not in HABIT_CHANNELS))[channels_idx]
         _, mccs, countries, currencies = self._merchant_details(cards, abroad=False, merchants=merchants)
         return amounts, channels, merchants, mccs, countries, currencies
 
@@ -311,14 +307,21 @@ class TrafficModel:
             self._inject(ATTACK, self._next_attack_ms)
             self._next_attack_ms += max(1, self._jittered(self._attack_interval_ms))
         while self._next_decoy_ms is not None and self._next_decoy_ms < end_ms:
-            kind = DECOY_FIVE if self._rng.random() < 0.5 else DECOY_SLOW
+            kind = DECOY_BELOW_THRESHOLD if self._rng.random() < 0.5 else DECOY_SLOW
             self._inject(kind, self._next_decoy_ms)
             self._next_decoy_ms += max(1, self._jittered(self._decoy_interval_ms))
 
     def _inject(self, kind: str, not_before_ms: int) -> None:
         rng, window = self._rng, self.window_ms
         start = max(not_before_ms, self.cursor_ms)
-        if kind == ATTACK:
+        bot = kind == ATTACK and (self._first_attack or rng.random() < BURST_SHARE)
+        if bot:  # card testing: swipes seconds apart, so the alert comes within seconds of the first one
+            count = int(rng.integers(self.threshold + 1, 3 * self.threshold + 1))
+            gaps = rng.integers(*BOT_GAP_MS, count - 1, endpoint=True)
+            span = min(int(gaps.sum()), window - 1000)
+            first = start if self._first_attack else start + int(rng.uniform(0, 30_000))
+            self._first_attack = False
+        elif kind == ATTACK:
             count = int(rng.integers(self.threshold + 1, 3 * self.threshold + 1))
             span = int(rng.uniform(MINUTE_MS, window - 1000))
             first = start + int(rng.uniform(0, 30_000))
@@ -326,15 +329,18 @@ class TrafficModel:
                 boundary = (first // (10 * MINUTE_MS) + 1) * 10 * MINUTE_MS
                 first = boundary - int(span * rng.uniform(0.2, 0.8))
                 first = max(first, start)
-        elif kind == DECOY_FIVE:
+        elif kind == DECOY_BELOW_THRESHOLD:
             count, span = self.threshold, int(rng.uniform(MINUTE_MS, window - 1000))
             first = start + int(rng.uniform(0, 30_000))
         else:
             count, span = self.threshold + 1, int(rng.uniform(window + MINUTE_MS, window + 5 * MINUTE_MS))
             first = start + int(rng.uniform(0, 30_000))
         card = self._idle_card(first)
-        inner = np.sort(rng.integers(first, first + span + 1, count - 2)) if count > 2 else np.empty(0, np.int64)
-        times = [first, *inner.tolist(), first + span]
+        if bot:
+            times = (first + np.concatenate([[0], np.cumsum(gaps)]).clip(max=span)).tolist()
+        else:
+            inner = np.sort(rng.integers(first, first + span + 1, count - 2)) if count > 2 else np.empty(0, np.int64)
+            times = [first, *inner.tolist(), first + span]
         amounts = self._attack_amounts(count) if kind == ATTACK else rng.integers(500, 9000, count).tolist()
         channel = "ecommerce" if rng.random() < 0.6 else "contactless"
         self._pending.extend((t, card, a, channel) for t, a in zip(times, amounts, strict=True))

@@ -16,7 +16,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from fraud_detection.kafka_clients import create_topic
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +76,6 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def create_topic(client_config: dict, name: str, partitions: int) -> None:
-    """Create ``name`` with ``partitions`` partitions and the broker's default replication; an existing
-    topic is left as it is."""
-    from confluent_kafka import KafkaError
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient(client_config)
-    future = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1)])[name]
-    try:
-        future.result(timeout=30)
-        log.info("event=topic_created topic=%s partitions=%d", name, partitions)
-    except KafkaException as err:
-        if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-        log.info("event=topic_exists topic=%s", name)
 
 
 class LocalKafka:

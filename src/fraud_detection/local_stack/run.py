@@ -1,9 +1,11 @@
-"""``make run``: the whole pipeline on this machine, stopped cleanly by Ctrl-C.
+"""``make run``: the whole pipeline on this machine, stopped cleanly by Ctrl-C (``make stack``: the same
+without the generator, for replaying your own data).
 
 Kafka and PostgreSQL run as children of this process; the pipeline's components (detector, generator)
 run as their own ``fraud-detection`` processes, exactly as they run in containers, configured by the
 environment. This process shows the live view. Ctrl-C (or SIGTERM) stops the components first, so
-producers flush and the detector commits, then Kafka and PostgreSQL.
+producers flush and the detector commits, then Kafka and PostgreSQL. Other ``fraud-detection`` commands
+started meanwhile find the embedded PostgreSQL through ``.local/database.url`` (settings.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
+from fraud_detection.detector.velocity_state import build_operator
 from fraud_detection.live_view import LiveView
 from fraud_detection.local_stack.kafka import LocalKafka
 from fraud_detection.local_stack.postgres import LocalPostgres
@@ -36,6 +39,7 @@ def component_env(settings: Settings, bootstrap_servers: str, database_url: str)
         "FRAUD_DATABASE_URL": database_url,
         **_group_env("GENERATOR", settings.generator.model_dump()),
         **_group_env("RULE", settings.rule.model_dump()),
+        "FRAUD_GENERATOR__HEARTBEAT_FILE": str(generator_status_file(settings)),
         "FRAUD_DETECTOR__CHECKPOINT_DIR": str(settings.local.dir / "checkpoints" / "detector"),
         "FRAUD_LOCAL__CACHE_DIR": str(settings.local.cache_dir),
         "PYTHONUNBUFFERED": "1",
@@ -59,7 +63,9 @@ def _start(name: str, env: dict[str, str], log_dir: Path | None) -> subprocess.P
         return subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
 
 
-DATABASE_URL_FILE = "database.url"  # where `make grafana` finds the embedded server while `make run` runs
+def generator_status_file(settings: Settings) -> Path:
+    """The generator's heartbeat, whose status (attacks under way) the live view shows."""
+    return settings.generator.heartbeat_file or settings.local.dir / "generator.heartbeat"
 
 
 @contextmanager
@@ -75,8 +81,11 @@ def url_file(path: Path, url: str):
         path.unlink(missing_ok=True)
 
 
-def run_local(settings: Settings, duration_s: float | None = None) -> int:
+def run_local(settings: Settings, duration_s: float | None = None, generator: bool = True) -> int:
+    """Kafka, PostgreSQL and the detector, and with ``generator`` the simulated traffic, until stopped."""
     local = settings.local
+    # Build the operator before anything shows: a fresh clone's Maven build is not the detector's start-up.
+    build_operator(local.cache_dir)
     with ExitStack() as services:
         kafka = services.enter_context(
             LocalKafka(local.dir / "kafka", local.cache_dir, port=local.kafka_port)
@@ -85,14 +94,19 @@ def run_local(settings: Settings, duration_s: float | None = None) -> int:
             database_url = settings.database_url.get_secret_value()
         else:
             database_url = services.enter_context(LocalPostgres(local.dir / "postgres")).url
-            services.enter_context(url_file(local.dir / DATABASE_URL_FILE, database_url))
+            services.enter_context(url_file(local.database_url_file, database_url))
         postgres.migrate(database_url)
         kafka.create_topic(settings.kafka.topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)
-        view = services.enter_context(closing(LiveView(database_url)))
+        status = generator_status_file(settings) if generator else None
+        if status is not None:
+            status.unlink(missing_ok=True)  # a previous run's attacks are not under way
+        view = services.enter_context(closing(LiveView(database_url, threshold=settings.rule.threshold,
+                                                       generator_status=status)))
         log_dir = local.dir / "logs" if view.on_terminal else None
         # The detector first: it reads from the earliest offset, so nothing sent meanwhile is missed.
-        components = {name: _start(name, env, log_dir) for name in ("detect", "generate")}
+        names = ("detect", "generate") if generator else ("detect",)
+        components = {name: _start(name, env, log_dir) for name in names}
         log.info("event=pipeline_running kafka=%s components=%s logs=%s (Ctrl-C stops everything)",
                  kafka.bootstrap_servers, ",".join(components), log_dir or "stderr")
         return _supervise(components, duration_s, view.refresh)

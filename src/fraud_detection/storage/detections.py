@@ -46,7 +46,7 @@ class RejectedRow:
     reason: str
     detail: str | None
     raw_key: bytes | None
-    raw_payload: bytes | None
+    raw_value: bytes | None
     kafka_timestamp_ms: int | None
 
 
@@ -95,7 +95,7 @@ def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: date
                 cur,
                 "INSERT INTO rejected_transactions (topic, kafka_partition, kafka_offset, reason, detail, raw_key,"
                 " raw_payload, kafka_timestamp, rejected_at) VALUES %s ON CONFLICT DO NOTHING",
-                [(r.topic, r.kafka_partition, r.kafka_offset, r.reason, r.detail, r.raw_key, r.raw_payload,
+                [(r.topic, r.kafka_partition, r.kafka_offset, r.reason, r.detail, r.raw_key, r.raw_value,
                   None if r.kafka_timestamp_ms is None else utc(r.kafka_timestamp_ms), now)
                  for r in result.rejected],
             )

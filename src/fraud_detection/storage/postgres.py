@@ -15,6 +15,8 @@ import psycopg2.extensions
 import stamina
 from psycopg2.extras import execute_values
 
+from fraud_detection.ground_truth import Episode
+
 log = logging.getLogger(__name__)
 
 # Any constant works; it keeps concurrent `db migrate` runs (replicas, hook jobs) from racing.
@@ -137,8 +139,8 @@ def utc(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
 
 
-def record_ground_truth(conn, source: str, episodes: Iterable) -> int:
-    """Insert injected attacks/decoys (anything with the ``Episode`` fields); replays are idempotent."""
+def record_ground_truth(conn, source: str, episodes: Iterable[Episode]) -> int:
+    """Insert ground-truth episodes into ``injected_attacks``; recording the same episode again is a no-op."""
     rows = [
         (source, e.card_id, e.kind, utc(e.first_event_time_ms), utc(e.last_event_time_ms), e.txn_count)
         for e in episodes
@@ -153,6 +155,20 @@ def record_ground_truth(conn, source: str, episodes: Iterable) -> int:
             rows,
         )
     return len(rows)
+
+
+class GroundTruthRecorder:
+    """Where a producer (the generator, a replay) records its episodes under ``source``; one connection."""
+
+    def __init__(self, url: str, source: str) -> None:
+        self.source = source
+        self._conn = connect(url)
+
+    def record(self, episodes: Iterable[Episode]) -> int:
+        return record_ground_truth(self._conn, self.source, episodes)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def fetch_all(conn, query: str, params: Sequence = ()) -> list[tuple]:

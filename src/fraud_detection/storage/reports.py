@@ -63,18 +63,34 @@ def totals(conn) -> Totals:
         return Totals(*cur.fetchone())
 
 
-def health(conn, rate_s: int = 30) -> Health:
-    """The dashboard's throughput and latency panels, reduced to now (same tables, same definitions)."""
+def health(conn, rate_s: int = 30, at: datetime | None = None) -> Health:
+    """The dashboard's throughput and latency panels, reduced to the moment ``at`` (default: the database's
+    now): the rate over the ``rate_s`` before it, latency percentiles over the 5 minutes before it."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT (SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics WHERE component = 'detector'"
-            "  AND recorded_at > now() - make_interval(secs => %s)) / %s::float,"
+            "WITH moment AS (SELECT coalesce(%s::timestamptz, now()) AS at)"
+            " SELECT (SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics, moment WHERE component = 'detector'"
+            "  AND recorded_at > at - make_interval(secs => %s) AND recorded_at <= at) / %s::float,"
             " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - trigger_kafka_timestamp)),"
             " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM detected_at - trigger_kafka_timestamp))"
-            " FROM alerts WHERE merged_into IS NULL AND detected_at > now() - interval '5 minutes'",
-            (rate_s, rate_s),
+            " FROM alerts, moment WHERE merged_into IS NULL"
+            " AND detected_at > at - interval '5 minutes' AND detected_at <= at",
+            (at, rate_s, rate_s),
         )
         return Health(*cur.fetchone())
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorProgress:
+    batches: int
+    input_rows: int
+
+
+def detector_progress(conn) -> DetectorProgress:
+    """Batches the detector committed and the transactions they took in, over all runs."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics WHERE component = 'detector'")
+        return DetectorProgress(*(int(v) for v in cur.fetchone()))
 
 
 def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:

@@ -1,0 +1,61 @@
+"""The detector's Spark session and checkpoint: local mode here, or whatever spark-submit provided."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from fraud_detection.detector.velocity_state import build_operator, operator_jars
+from fraud_detection.settings import Settings
+
+STATE_STORES = {
+    "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
+    "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+}
+
+
+def launched_by_spark_submit() -> bool:
+    """True in a driver that spark-submit started (Spark Operator, EMR): PySpark then joins that JVM."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ  # set by Spark's PythonRunner, read the same way by PySpark
+
+
+def spark_session(settings: Settings, app_name: str = "fraud-detection-detector") -> SparkSession:
+    d = settings.detector
+    submitted = launched_by_spark_submit()
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(d.shuffle_partitions))
+        .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
+        # Alerts are emitted as events arrive; batches without new data would only spin.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
+        # The admin-client offset reader (default since Spark 3.1) hung here for minutes in describeTopics
+        # against a KRaft broker (kafka-clients 3.9 with broker 4.x); the consumer-based reader does not.
+        .config("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "true")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if not submitted:
+        # Local mode: our master and jars. Under spark-submit both come from the submission and the image,
+        # whose /opt/spark/jars holds the operator and connector jars (images/detector/Dockerfile).
+        folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
+        builder = builder.master(d.master).config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
+        if d.master.startswith("local"):  # no UI; services listen on loopback only, the driver's RPC included
+            builder = (builder.config("spark.ui.enabled", "false")
+                       .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1"))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def check_checkpoint_dir(path: Path) -> None:
+    """Fail at start, saying so, when a local checkpoint directory cannot be created or written."""
+    probe = path / ".write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"checkpoint directory {path} is not writable ({err.strerror or err}): "
+                      "fix its permissions or set FRAUD_DETECTOR__CHECKPOINT_DIR") from None

@@ -1,0 +1,109 @@
+"""The detector's output: each micro-batch's operator rows committed to PostgreSQL once, and Spark's
+batch durations recorded beside them (storage.detections holds the SQL and the exactly-once ledger)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import fields
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
+
+from fraud_detection.storage import detections, postgres
+
+log = logging.getLogger(__name__)
+
+_ALERT_FIELDS = tuple(f.name for f in fields(detections.AlertRow))
+_REJECTED_FIELDS = tuple(f.name for f in fields(detections.RejectedRow))
+OPERATOR_FIELDS = ("kind", "merged_into", *_ALERT_FIELDS, *_REJECTED_FIELDS)  # what the sink reads of a row
+
+
+def batch_result(rows) -> detections.BatchResult:
+    """The operator's rows of one batch, sorted into the sink's alerts, merges and rejected records."""
+    result = detections.BatchResult()
+    for r in rows:
+        if r.kind == "alert":
+            result.alerts.append(detections.AlertRow(**{name: getattr(r, name) for name in _ALERT_FIELDS}))
+        elif r.kind == "merged":
+            result.merges[r.alert_id] = r.merged_into
+        elif r.kind == "duplicate":
+            result.duplicates += 1
+        else:  # rejected by parsing, or late; Spark hands binary columns over as bytearray
+            values = {name: getattr(r, name) for name in _REJECTED_FIELDS}
+            result.rejected.append(detections.RejectedRow(**{
+                name: bytes(value) if isinstance(value, bytearray) else value for name, value in values.items()}))
+    return result
+
+
+class PostgresSink:
+    """foreachBatch: commit each micro-batch once (see storage.detections)."""
+
+    def __init__(self, database_url: str, input_rows, retry_timeout_s: float) -> None:
+        self._db = postgres.LazyConnection(database_url)
+        self._retry_timeout_s = retry_timeout_s
+        self._run_id: str | None = None
+        self._started = threading.Event()
+        self._input_rows = input_rows  # JVM accumulator, read around each batch
+
+    def started(self, run_id: str) -> None:
+        self._run_id = run_id
+        self._started.set()
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        began = time.monotonic()
+        counted_before = self._input_rows.value()
+        rows = batch.collect()
+        result = batch_result(rows)
+        result.input_rows = self._input_rows.value() - counted_before
+        self._started.wait()
+        outcome = detections.write_batch_retrying(self._db, self._run_id, batch_id, result, self._retry_timeout_s)
+        if outcome is None:
+            log.info("event=batch_skipped batch_id=%d reason=already_committed", batch_id)
+            return
+        log.info(
+            "event=batch batch_id=%d alerts_new=%d alerts_updated=%d merged=%d rejected=%d duplicates=%d "
+            "latency_max_ms=%s seconds=%.2f", batch_id, outcome.alerts_new, outcome.alerts_updated,
+            len(result.merges), len(result.rejected), result.duplicates,
+            "-" if outcome.latency_max_ms is None else f"{outcome.latency_max_ms:.0f}", time.monotonic() - began,
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class ProgressRecorder(StreamingQueryListener):
+    """Adds Spark's batch duration to each batch's pipeline_metrics row (after the batch committed)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._db = postgres.LazyConnection(database_url)
+        self.run_id: str | None = None  # other queries in the same session are not ours
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's listener API)
+        pass
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = event.progress
+        if str(progress.id) != self.run_id:
+            return
+        try:
+            detections.record_duration(self._db.get(), str(progress.id), progress.batchId,
+                                       float(progress.durationMs.get("triggerExecution", 0)))
+        except Exception as err:  # noqa: BLE001 - a metrics write must not kill the listener thread; the batch is safe
+            log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
+            self._db.reset()
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        pass
+
+
+def drain_listeners(spark: SparkSession, timeout_ms: int = 10_000) -> None:
+    """Let the last progress events reach ProgressRecorder before the Python side goes away."""
+    try:
+        spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(timeout_ms)  # noqa: SLF001 (py4j)
+    except Exception as err:  # noqa: BLE001 - only metrics are at stake; never block the shutdown
+        log.warning("event=listener_drain_failed error=%s", err)
