@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
 import yaml
 
-from tests.charts.rendering import CHART, CRD_SCHEMAS, VALUES_FILES, RenderError, helm, render, render_named, validate
+from tests.charts.rendering import (
+    CHART,
+    CRD_SCHEMAS,
+    VALUES_FILES,
+    RenderError,
+    helm,
+    render,
+    render_named,
+    schema_for,
+    validate,
+)
 
 EXPECTED_KINDS = {
     "default": {"Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "SparkApplication", "Deployment", "Grafana",
@@ -19,6 +30,8 @@ EXPECTED_KINDS = {
             "ServiceAccount", "Role", "RoleBinding", "Pod"},
 }
 EXPECTED_KINDS["kind"] = EXPECTED_KINDS["default"]
+# The oldest Kubernetes each pinned operator supports (Strimzi: only 1.30 and newer since 0.51, so in 1.2 too).
+OPERATOR_MIN_KUBERNETES = {"strimzi-kafka-operator 1.2": "1.30.0"}
 
 
 @pytest.mark.parametrize("name", sorted(VALUES_FILES))
@@ -45,6 +58,40 @@ def test_every_rendered_object_is_valid(name):
             validate(doc)
         except Exception as err:  # noqa: BLE001 - re-raised with the object's name
             pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} ({name} values): {str(err)[:600]}")
+
+
+def deprecated_fields(doc, schema: dict, path: str = "") -> list[str]:
+    """Paths of the fields set in `doc` whose schema description calls them deprecated."""
+    found = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            field = schema.get("properties", {}).get(key, {})
+            if re.search(r"\bDeprecated\b", field.get("description", "")):
+                found.append(f"{path}.{key}")
+            found += deprecated_fields(value, field, f"{path}.{key}")
+    elif isinstance(doc, list):
+        for index, item in enumerate(doc):
+            found += deprecated_fields(item, schema.get("items", {}), f"{path}[{index}]")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_no_custom_resource_sets_a_deprecated_field(name):
+    """No rendered custom resource sets a field its operator's CRD describes as deprecated."""
+    custom = [doc for doc in render_named(name) if schema_for(doc)]
+    assert len(custom) >= 4
+    used = {f"{doc['kind']}{field}" for doc in custom
+            for field in deprecated_fields(doc, json.loads(schema_for(doc).read_text()))}
+    assert used == set()
+
+
+def test_chart_refuses_kubernetes_older_than_its_operators_support():
+    """helm refuses a cluster older than the newest minimum among the operators, and accepts that minimum."""
+    oldest = max(OPERATOR_MIN_KUBERNETES.values(), key=lambda v: tuple(map(int, v.split("."))))
+    major, minor, _ = oldest.split(".")
+    older = helm("template", "fraud", str(CHART), "--kube-version", f"{major}.{int(minor) - 1}.0")
+    assert older.returncode != 0 and "kubeVersion" in older.stderr
+    assert helm("template", "fraud", str(CHART), "--kube-version", oldest).returncode == 0
 
 
 def test_validation_rejects_each_deliberate_mistake():

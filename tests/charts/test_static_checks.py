@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_workflows_are_actionlint_clean():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_images_run_as_non_root_from_pinned_bases(dockerfile):
-    """The final stage ends with a numeric non-root USER; every base image has an exact version tag."""
+    """The final stage ends with a numeric non-root USER; every base image has a version tag (never `latest`)."""
     lines = [line.split() for line in dockerfile.read_text().splitlines() if line and not line.startswith("#")]
     users = [words[1] for words in lines if words[0] == "USER"]
     assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
@@ -57,6 +58,31 @@ def test_images_run_as_non_root_from_pinned_bases(dockerfile):
         if base.startswith("${"):
             base = text.split(f"ARG {base[2:-1]}=")[1].split()[0]
         assert ":" in base and base.split(":")[1][0].isdigit(), f"{base} is not pinned to a version"
+
+
+def base_images(dockerfile: Path) -> list[str]:
+    """The image of each FROM line, build arguments resolved to their defaults, earlier stages left out."""
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile.read_text(), re.M))
+    stages, bases = set(), []
+    for words in (line.split() for line in dockerfile.read_text().splitlines() if line.startswith("FROM ")):
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], words[1])
+        if image not in stages:
+            bases.append(image)
+        stages |= {words[3]} if len(words) == 4 else set()
+    return bases
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_base_images_are_tags_their_publishers_rebuild(dockerfile):
+    """Python and Maven bases take the minor tag their publisher rebuilds; only the Spark base pins its release."""
+    bases = base_images(dockerfile)
+    assert bases
+    for base in bases:
+        repository, tag = base.rsplit(":", 1)
+        if repository == "apache/spark":
+            assert re.match(r"\d+\.\d+\.\d+-", tag), base
+        else:
+            assert repository in ("python", "maven") and re.match(r"\d+\.\d+-[a-z]", tag), base
 
 
 def test_python_code_runs_on_the_detector_images_python():

@@ -121,6 +121,16 @@ def test_database_secret_is_the_cnpg_app_secret():
         datasource["datasource"]["jsonData"]["database"])
 
 
+def test_dashboards_query_the_datasource_by_its_uid():
+    """The datasource sets spec.uid (not the deprecated datasource.uid) to the uid every dashboard panel queries."""
+    datasource = one(render_named("default"), "GrafanaDatasource")["spec"]
+    assert "uid" not in datasource["datasource"]
+    panels = [panel for path in (CHART / "dashboards").glob("*.json")
+              for panel in json.loads(path.read_text())["panels"] if "datasource" in panel]
+    assert len(panels) >= 4
+    assert {panel["datasource"]["uid"] for panel in panels} == {datasource["uid"]}
+
+
 def test_spark_application_runs_the_detector_cli():
     """mainApplicationFile is the detector entry the image copies in; its arguments parse as `detect` flags."""
     app = one(render_named("default"), "SparkApplication")["spec"]
@@ -243,7 +253,7 @@ def test_operator_pins_match_the_schemas_we_validate_against():
             json.loads((CRD_SCHEMAS / "sources.json").read_text())}
     assert pins["STRIMZI_VERSION"] == refs["strimzi-kafka-operator"]
     assert "v" + pins["SPARK_OPERATOR_VERSION"] == refs["spark-operator"]
-    assert pins["GRAFANA_OPERATOR_VERSION"] == refs["grafana-operator"]
+    assert "v" + pins["GRAFANA_OPERATOR_VERSION"] == refs["grafana-operator"]  # OCI chart tags have no v
     assert pins["CNPG_CHART_VERSION"] == "0.29.0" and refs["cloudnative-pg"] == "v1.30.0"  # chart 0.29 = 1.30
 
 

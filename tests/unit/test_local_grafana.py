@@ -55,8 +55,8 @@ def test_provisioning_holds_no_credentials_and_matches_the_dashboards_and_the_ch
     referenced = set(re.findall(r"\$\{(\w+)\}", ds_file.read_text()))
     env = grafana.grafana_env("postgresql://u:p@127.0.0.1/fraud", grafana.PROVISIONING, "x")
     assert referenced <= set(env)
-    chart = one(render_named("default"), "GrafanaDatasource")["spec"]["datasource"]
-    assert (datasource["uid"], datasource["type"]) == (chart["uid"], chart["type"])
+    chart = one(render_named("default"), "GrafanaDatasource")["spec"]
+    assert (datasource["uid"], datasource["type"]) == (chart["uid"], chart["datasource"]["type"])
     for path in grafana.DASHBOARDS.glob("*.json"):
         uids = {p["datasource"]["uid"] for p in json.loads(path.read_text())["panels"]}
         assert uids == {datasource["uid"]}

@@ -49,7 +49,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s:%s" $repo (default $root.Chart.AppVersion $img.tag) }}
 {{- end }}
 
-{{- define "fd.kafkaName" -}}{{ include "fd.fullname" . }}-kafka{{- end }}
+{{/* Strimzi signs a certificate for <kafka>-entity-topic-operator, and a certificate's common name holds at most 64
+characters: the prefix is cut to 36 so that name fits for any release. */}}
+{{- define "fd.kafkaName" -}}{{ include "fd.fullname" . | trunc 36 | trimSuffix "-" }}-kafka{{- end }}
+{{/* Strimzi names broker pods <kafka>-<pool>-<node id>, so the pool name is short; the hash of the prefix keeps it
+unique among the releases in one namespace. */}}
+{{- define "fd.kafkaPoolName" -}}nodes-{{ include "fd.fullname" . | sha256sum | trunc 6 }}{{- end }}
 {{- define "fd.pgName" -}}{{ include "fd.fullname" . }}-pg{{- end }}
 {{- define "fd.grafanaName" -}}{{ include "fd.fullname" . }}-grafana{{- end }}
 {{- define "fd.detectorName" -}}{{ include "fd.fullname" . }}-detector{{- end }}

@@ -1,0 +1,83 @@
+"""k8s/operators.sh and the cluster add-ons: chart versions, the cluster it installs into, what it grants."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.charts.rendering import ROOT
+
+SCRIPT = ROOT / "k8s" / "operators.sh"
+CONTEXT = yaml.safe_load((ROOT / "skaffold.yaml").read_text())["deploy"]["kubeContext"]  # what skaffold hands hooks
+SEMVER = r"\d+\.\d+\.\d+"
+# The version form each pinned chart is published under. Helm repositories index plain SemVer; the OCI registries
+# tag it: Strimzi as 1.2.0, and the Grafana Operator without the `v` of its git tags since 5.21 (December 2025).
+PUBLISHED_FORM = {"STRIMZI_VERSION": SEMVER, "SPARK_OPERATOR_VERSION": SEMVER, "CNPG_CHART_VERSION": SEMVER,
+                  "GRAFANA_OPERATOR_VERSION": SEMVER, "TRAEFIK_CHART_VERSION": SEMVER}
+STUB = """#!/usr/bin/env bash
+{ printf '%s\\037' "$(basename "$0")" "$@"; printf '\\n'; } >> "$CALLS"
+"""
+
+
+def test_operator_chart_versions_have_the_form_their_registries_publish():
+    """Each pinned chart version is written as its repository or OCI registry publishes it (no leading v)."""
+    pins = dict(re.findall(r"^([A-Z_]+_VERSION)=(\S+)", SCRIPT.read_text(), re.M))
+    assert set(pins) == set(PUBLISHED_FORM)
+    wrong = {key: value for key, value in pins.items() if not re.fullmatch(PUBLISHED_FORM[key], value)}
+    assert wrong == {}
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory) -> list[list[str]]:
+    """Every helm and kubectl command `operators.sh --ingress` runs (against stubs) as skaffold's deploy hook."""
+    stubs = tmp_path_factory.mktemp("stubs")
+    for tool in ("helm", "kubectl"):
+        (stubs / tool).write_text(STUB)
+        (stubs / tool).chmod(0o755)
+    log = stubs / "calls"
+    log.write_text("")
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "CALLS": str(log), "SKAFFOLD_KUBE_CONTEXT": CONTEXT}
+    env.pop("HELM", None)
+    result = subprocess.run(["bash", str(SCRIPT), "--ingress"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\x1f")[:-1] for line in log.read_text().splitlines()]
+
+
+def test_operators_install_into_the_cluster_skaffold_deploys_to(calls):
+    """Run as skaffold's before-deploy hook, every helm and kubectl call targets skaffold's kube context."""
+    flag = {"helm": "--kube-context", "kubectl": "--context"}
+
+    def targeted(call: list[str]) -> bool:
+        option = flag[call[0]]
+        return f"{option}={CONTEXT}" in call or [option, CONTEXT] in [call[i:i + 2] for i in range(len(call))]
+
+    assert len(calls) >= 10
+    assert [" ".join(call) for call in calls if not targeted(call)] == []
+
+
+def helm_sets(call: list[str]) -> dict[str, str]:
+    return dict(call[i + 1].split("=", 1) for i, arg in enumerate(call) if arg == "--set")
+
+
+def test_spark_operator_grants_nothing_to_the_default_service_account(calls):
+    """The Spark Operator's own Role is off or bound to its own ServiceAccount, never the namespace's `default`."""
+    install = next(call for call in calls if "upgrade" in call and "spark-operator" in call)
+    sets = helm_sets(install)
+    account = sets.get("spark.serviceAccount.name") or (
+        "default" if sets.get("spark.serviceAccount.create") == "false" else "spark-operator-spark")
+    assert sets.get("spark.rbac.create") == "false" or account != "default", sets
+
+
+def test_traefik_can_replace_its_pod_on_the_one_ingress_node():
+    """With hostPorts on a single node, Traefik's update removes the old pod before it starts the new one."""
+    values = yaml.safe_load((ROOT / "k8s" / "traefik-values.yaml").read_text())
+    assert any("hostPort" in port for port in values["ports"].values())
+    # The chart's default is a rolling update with maxUnavailable 0 and maxSurge 1: the new pod waits for ports
+    # the old one holds, and `helm upgrade --wait` times out.
+    strategy = values.get("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}})
+    assert strategy["type"] == "Recreate" or (
+        strategy["rollingUpdate"]["maxSurge"] == 0 and strategy["rollingUpdate"]["maxUnavailable"] >= 1)
