@@ -21,7 +21,7 @@ DEV_TAG      := dev
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stack test test-operator test-unit test-integration bench-generator bench-replay bench-detector operator \
+.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-detector operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
 
 help: ## Show this help
@@ -55,6 +55,9 @@ lint: venv ## Lint the Python code (ruff: pyflakes, pycodestyle, bugbear, bandit
 test-operator: ## Run the velocity operator's JUnit tests
 	mvn -q -B -f $(OPERATOR_POM) test
 
+test-shuffled: venv ## Run the unit and integration tests in a random order (pytest-randomly; prints the seed)
+	$(BIN)/pytest -p randomly tests/unit tests/integration
+
 test-unit: venv ## Run the unit tests only (seconds, no services)
 	$(BIN)/pytest tests/unit
 
@@ -67,6 +70,9 @@ bench-generator: venv ## Measure generator throughput into the local broker (see
 bench-replay: venv ## Measure CSV replay (parse + send) of 300k gzip rows into the local broker
 	$(BIN)/python -m tests.benchmarks.bench_replay
 
+bench-first-alert: venv ## make run from a fresh local folder, five times: seconds from the live view to the first alert
+	$(BIN)/python -m tests.benchmarks.bench_first_alert
+
 bench-detector: venv ## Detector vs the naive tumbling query (throughput, recall) and live alert latency
 	$(BIN)/python -m tests.benchmarks.bench_detector
 
@@ -74,7 +80,7 @@ bench-load: venv ## Offered loads 1k/5k/20k/50k tx/s: throughput, latency, memor
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.benchmarks.bench_load --plot docs/benchmarks/latency-vs-load.png
 
-bench: bench-generator bench-replay bench-detector bench-load ## All benchmarks (see BENCHMARKS.md)
+bench: bench-generator bench-replay bench-first-alert bench-detector bench-load ## All benchmarks (see BENCHMARKS.md)
 
 operator: venv ## Build the detector's operator jar and its Kafka connector jars into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import build_operator; print(build_operator(Path(".cache")))'
@@ -96,9 +102,9 @@ kind-up: venv ## Create the kind cluster (k8s/kind-cluster.yaml; Grafana on http
 	bash k8s/tools.sh --dir $(TOOLS) kind
 	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --config k8s/kind-cluster.yaml --wait 120s
 
-operators: venv ## Install Strimzi, Spark Operator, CloudNativePG, Grafana Operator and Traefik (current kube context)
+operators: venv ## Install Strimzi, Spark Operator, CloudNativePG, Grafana Operator and Traefik into the kind cluster
 	bash k8s/tools.sh --dir $(TOOLS) helm
-	bash k8s/operators.sh --ingress
+	KUBE_CONTEXT=kind-$(KIND_CLUSTER) bash k8s/operators.sh --ingress
 
 images: ## Build the generator and detector images with Docker (tag: dev)
 	docker build -f images/generator/Dockerfile -t fraud-detection-generator:$(DEV_TAG) .
@@ -106,7 +112,7 @@ images: ## Build the generator and detector images with Docker (tag: dev)
 
 deploy: images ## Load the images into kind and install the chart with the kind values (after kind-up, operators)
 	$(KIND) load docker-image --name $(KIND_CLUSTER) fraud-detection-generator:$(DEV_TAG) fraud-detection-detector:$(DEV_TAG)
-	$(HELM) upgrade --install fraud $(CHART) -n $(NAMESPACE) -f $(CHART)/values-kind.yaml \
+	$(HELM) upgrade --install --kube-context kind-$(KIND_CLUSTER) fraud $(CHART) -n $(NAMESPACE) -f $(CHART)/values-kind.yaml \
 	  --set images.generator.tag=$(DEV_TAG) --set images.detector.tag=$(DEV_TAG) --wait --timeout 15m
 
 dev: venv kind-up ## skaffold dev on kind: build, load, install operators and chart; redeploy on every change
