@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def waiting_lines(progress: reports.DetectorProgress, generator: dict | None, threshold: int) -> list[str]:
     """What is happening while nothing has been detected yet."""
     if progress.batches == 0:
-        detector = "detector: starting Spark (the first batch commits in about 15 s)"
+        detector = "detector: running, waiting for its first batch"
     else:
         detector = f"detector: {progress.batches:,} batches, {progress.input_rows:,} transactions checked"
     if generator is None:
@@ -35,10 +35,10 @@ def waiting_lines(progress: reports.DetectorProgress, generator: dict | None, th
 
 
 def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: reports.Health,
-           waiting: list[str] = ()) -> str:
+           waiting: list[str] = (), log_dir: Path = Path(".local/logs")) -> str:
     """The whole screen as text."""
     lines = [
-        "fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in .local/logs)",
+        f"fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in {log_dir})",
         "",
         f"processed {health.rate_per_s:>8,.0f} tx/s   alert latency p50 {_seconds(health.latency_p50_s)}"
         f"  p99 {_seconds(health.latency_p99_s)} (last 5 min)   recall {_percent(totals.recall)}",
@@ -77,7 +77,8 @@ class LiveView:
     """Redraws (or logs) the view when due; ``generator_status`` is the generator's heartbeat file."""
 
     def __init__(self, database_url: str, stream=None, *, threshold: int, generator_status: Path | None = None,
-                 every_s: float = 1.0, log_every_s: float = 10.0) -> None:
+                 log_dir: Path = Path(".local/logs"), every_s: float = 1.0, log_every_s: float = 10.0) -> None:
+        self._log_dir = log_dir
         self._db = postgres.LazyConnection(database_url)
         self._display = Display(stream if stream is not None else sys.stdout, every_s=every_s,
                                 log_every_s=log_every_s, screen=True)
@@ -102,7 +103,7 @@ class LiveView:
             waiting = [] if recent else waiting_lines(
                 reports.detector_progress(conn),
                 read_status(self._generator_status) if self._generator_status else None, self._threshold)
-            self._display.show(render(recent, totals, health, waiting))
+            self._display.show(render(recent, totals, health, waiting, self._log_dir))
         except Exception as err:  # noqa: BLE001 (the view is best effort)
             log.debug("event=live_view_skipped error=%s", err)
             self._db.reset()

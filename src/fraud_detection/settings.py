@@ -64,6 +64,7 @@ class DetectorSettings(BaseModel):
     kafka_retry_timeout: int = Field(120, ge=1, le=3600,
                                      description="seconds the Kafka source keeps retrying an unreachable broker")
     jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
+    ready_file: Path | None = Field(None, description="touched once the query runs (make run waits for it)")
 
 
 class GeneratorSettings(BaseModel):

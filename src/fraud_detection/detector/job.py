@@ -98,6 +98,8 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
     log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d checkpoint=%s",
              run_id, settings.kafka.topic, settings.rule.threshold, settings.rule.window,
              settings.detector.allowed_lateness, settings.detector.checkpoint_dir)
+    if settings.detector.ready_file is not None:
+        settings.detector.ready_file.touch()
     failure = None
     try:
         while not stop and query.isActive:

@@ -40,6 +40,7 @@ def component_env(settings: Settings, bootstrap_servers: str, database_url: str)
         **_group_env("GENERATOR", settings.generator.model_dump()),
         **_group_env("RULE", settings.rule.model_dump()),
         "FRAUD_GENERATOR__HEARTBEAT_FILE": str(generator_status_file(settings)),
+        "FRAUD_DETECTOR__READY_FILE": str(detector_ready_file(settings)),
         "FRAUD_DETECTOR__CHECKPOINT_DIR": str(settings.local.dir / "checkpoints" / "detector"),
         "FRAUD_LOCAL__CACHE_DIR": str(settings.local.cache_dir),
         "PYTHONUNBUFFERED": "1",
@@ -61,6 +62,10 @@ def _start(name: str, env: dict[str, str], log_dir: Path | None) -> subprocess.P
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
+
+
+def detector_ready_file(settings: Settings) -> Path:
+    return settings.local.dir / "detector.ready"
 
 
 def generator_status_file(settings: Settings) -> Path:
@@ -99,18 +104,45 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
         kafka.create_topic(settings.kafka.topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)
         status = generator_status_file(settings) if generator else None
-        if status is not None:
-            status.unlink(missing_ok=True)  # a previous run's attacks are not under way
+        for stale in (status, detector_ready_file(settings)):
+            if stale is not None:
+                stale.unlink(missing_ok=True)  # left by an earlier run
         view = services.enter_context(closing(LiveView(database_url, threshold=settings.rule.threshold,
-                                                       generator_status=status)))
+                                                       generator_status=status, log_dir=local.dir / "logs")))
         log_dir = local.dir / "logs" if view.on_terminal else None
-        # The detector first: it reads from the earliest offset, so nothing sent meanwhile is missed.
-        names = ("detect", "generate") if generator else ("detect",)
-        components = {name: _start(name, env, log_dir) for name in names}
+        # The detector first, and the traffic once its query runs: the view then shows a live pipeline.
+        components = {"detect": _start("detect", env, log_dir)}
+        if not _wait_until_ready(components["detect"], detector_ready_file(settings)):
+            exited = components["detect"].poll() is not None
+            _stop_all(components)
+            return 1 if exited else 0
+        if generator:
+            components["generate"] = _start("generate", env, log_dir)
         log.info("event=pipeline_running kafka=%s components=%s logs=%s (Ctrl-C stops everything)",
                  kafka.bootstrap_servers, ",".join(components), log_dir or "stderr")
         return _supervise(components, duration_s, view.refresh)
     return 0
+
+
+def _wait_until_ready(detector: subprocess.Popen, ready: Path, timeout_s: float = 600) -> bool:
+    """Wait for the detector's query to run (Spark's start-up); False if it exited or Ctrl-C came first."""
+    log.info("event=detector_starting (Spark starts in about 15 s)")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not ready.exists():
+            if detector.poll() is not None:
+                log.error("event=detector_exited code=%s (see its log)", detector.returncode)
+                return False
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the detector did not start within {timeout_s:g} s: see its log")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        log.info("event=stopping reason=interrupt")
+        return False
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return True
 
 
 def _supervise(components: dict[str, subprocess.Popen], duration_s: float | None, tick=lambda: None) -> int:
