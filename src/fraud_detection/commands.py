@@ -102,7 +102,8 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     with postgres.connection(settings.require_database_url()) as conn:
         truth, alerts = reports.evaluation_rows(conn, moment(args.since), moment(args.until), args.source)
-    evaluation = quality.evaluate([quality.Truth(*row) for row in truth], [quality.AlertRecord(*row) for row in alerts])
+    evaluation = quality.evaluate([quality.Truth(**row) for row in truth],
+                                  [quality.AlertRecord(**row) for row in alerts])
     print(report.to_json(evaluation) if args.format == "json" else report.to_table(evaluation))
     if args.html:
         args.html.write_text(report.to_html(evaluation), encoding="utf-8")

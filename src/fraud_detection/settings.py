@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraud_detection.rules.velocity import DEFAULT_THRESHOLD, DEFAULT_WINDOW_MS
+
 ENV_PREFIX = "FRAUD_"
 NESTED_DELIMITER = "__"
 
@@ -32,8 +34,8 @@ class KafkaSettings(BaseModel):
 class RuleSettings(BaseModel):
     """The velocity rule, shared by the detector and the generator (which sizes attacks and decoys by it)."""
 
-    threshold: int = Field(5, ge=1, le=10_000, description="alert on more than this many transactions")
-    window: int = Field(600, ge=1, le=7 * 86_400, description="seconds of the sliding window")
+    threshold: int = Field(DEFAULT_THRESHOLD, ge=1, le=10_000, description="alert on more than this many transactions")
+    window: int = Field(DEFAULT_WINDOW_MS // 1000, ge=1, le=7 * 86_400, description="seconds of the sliding window")
 
     @property
     def window_ms(self) -> int:

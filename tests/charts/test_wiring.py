@@ -132,14 +132,14 @@ def test_dashboards_query_the_datasource_by_its_uid():
 
 
 def test_spark_application_runs_the_detector_cli():
-    """mainApplicationFile is the detector entry the image copies in; its arguments parse as `detect` flags."""
+    """mainApplicationFile is the CLI entry the image copies in; its arguments parse as `detect` with its flags."""
     app = one(render_named("default"), "SparkApplication")["spec"]
     assert app["type"] == "Python" and app["mode"] == "cluster"
     image_path = app["mainApplicationFile"].removeprefix("local://")
     source = dockerfile_copies(ROOT / "images" / "detector" / "Dockerfile")[image_path]
-    assert source == "src/fraud_detection/detector/__main__.py"
-    assert 'main(["detect", *sys.argv[1:]])' in (ROOT / source).read_text()
-    args = build_parser().parse_args(["detect", *app.get("arguments", [])])
+    assert source == "src/fraud_detection/__main__.py"
+    assert "sys.exit(main())" in (ROOT / source).read_text()
+    args = build_parser().parse_args(app.get("arguments", []))
     assert args.command == "detect"
     assert args.checkpoint_dir == "/checkpoints/detector"
     mount = app["sparkConf"]["spark.kubernetes.driver.volumes.persistentVolumeClaim.checkpoints.mount.path"]

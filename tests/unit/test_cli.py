@@ -84,3 +84,11 @@ def test_check_heartbeat_passes_fresh_and_fails_stale_or_missing(tmp_path):
     old = time.time() - 60
     os.utime(beat, (old, old))
     assert main(["check", "--heartbeat", str(beat), "--max-age", "30"]) == 1
+
+
+def test_the_command_line_loads_no_heavy_library_until_a_command_needs_it():
+    """`fraud-detection --help` and the parser import neither numpy, PySpark, Kafka nor PostgreSQL clients."""
+    code = ("import sys, fraud_detection.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('numpy', 'pyspark', 'confluent_kafka', 'psycopg2') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,8 +1,9 @@
 """Match ground truth with alerts and compute recall, precision and detection delays (pure, no I/O).
 
 An attack (or labelled fraud episode) is detected when a live alert of the same card overlaps its event-time
-span, the rule of `storage/reports.py` and of the dashboard. An alert that overlaps no attack is a false
-alert; if it overlaps a decoy (a near-threshold legitimate burst) the rule itself erred.
+span: the rule of the ``episode_outcomes`` view (migration 0004) that `storage/reports.py` and the dashboard
+read. An alert that overlaps no attack is a false alert; if it overlaps a decoy (a near-threshold legitimate
+burst) the rule itself erred.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-ATTACK_KINDS = ("attack", "labelled_fraud")
+from fraud_detection.ground_truth import ATTACK_KINDS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,15 @@
 """Read-only queries over what the pipeline stored: the terminal's live view and detection quality.
 
 An injected attack counts as detected when a live (not merged) alert of the same card overlaps its
-event-time span; a decoy that gets such an alert is a false alert.
+event-time span; a decoy that gets such an alert is a false alert (views of migration 0004).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+from psycopg2.extras import RealDictCursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +44,17 @@ class Health:
     latency_p99_s: float | None
 
 
-_DETECTED = (
-    "EXISTS (SELECT 1 FROM alerts a WHERE a.card_id = i.card_id AND a.merged_into IS NULL"
-    " AND a.first_event_time <= i.last_event_time AND a.last_event_time >= i.first_event_time)"
-)
-
-
 def totals(conn) -> Totals:
+    """Ground truth and alerts over all time (the ``episode_outcomes`` view defines "detected")."""
     with conn, conn.cursor() as cur:
-        # _DETECTED is a constant SQL fragment: nothing from input is formatted in.
         cur.execute(
-            "SELECT count(*) FILTER (WHERE kind IN ('attack', 'labelled_fraud')),"  # noqa: S608
-            f" count(*) FILTER (WHERE kind IN ('attack', 'labelled_fraud') AND {_DETECTED}),"
-            " count(*) FILTER (WHERE kind LIKE 'decoy%%'),"
-            f" count(*) FILTER (WHERE kind LIKE 'decoy%%' AND {_DETECTED}),"
+            "SELECT count(*) FILTER (WHERE is_attack),"
+            " count(*) FILTER (WHERE is_attack AND cardinality(alerted_by) > 0),"
+            " count(*) FILTER (WHERE NOT is_attack),"
+            " count(*) FILTER (WHERE NOT is_attack AND cardinality(alerted_by) > 0),"
             " (SELECT count(*) FROM alerts WHERE merged_into IS NULL),"
             " (SELECT count(*) FROM rejected_transactions)"
-            " FROM injected_attacks i"
+            " FROM episode_outcomes"
         )
         return Totals(*cur.fetchone())
 
@@ -105,13 +101,13 @@ def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:
 
 
 def evaluation_rows(conn, since: datetime | None = None, until: datetime | None = None,
-                    source: str | None = None) -> tuple[list[tuple], list[tuple]]:
+                    source: str | None = None) -> tuple[list[dict], list[dict]]:
     """Ground truth starting in [since, until) (event time; ``source`` prefix, e.g. ``replay:``) and the live
-    alerts whose event-time span overlaps that range, as rows in the field order of ``evaluation.quality``'s
-    Truth and AlertRecord."""
+    alerts whose event-time span overlaps that range, as rows keyed by column name (the field names of
+    ``evaluation.quality``'s Truth and AlertRecord)."""
     low = since or datetime(1970, 1, 1, tzinfo=timezone.utc)
     high = until or datetime(9999, 1, 1, tzinfo=timezone.utc)
-    with conn, conn.cursor() as cur:
+    with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         cur.execute(
             "SELECT source, card_id, kind, first_event_time, last_event_time, txn_count FROM injected_attacks"
             " WHERE first_event_time >= %s AND first_event_time < %s AND source LIKE %s"
