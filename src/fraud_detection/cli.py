@@ -19,10 +19,11 @@ log = logging.getLogger("fraud_detection")
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
+    """Our events at ``level``; other libraries' at WARNING (py4j, for one, logs a stack trace at INFO on the
+    root logger whenever the JVM has gone, which is the normal end of a group-wide SIGTERM)."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("pgserver", "py4j", "stamina"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("fraud_detection").setLevel(level)
 
 
 def _positive_float(text: str) -> float:

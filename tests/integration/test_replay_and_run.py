@@ -68,6 +68,53 @@ def test_replay_groups_labels_by_the_configured_rule_window(kafka, topic, stack_
     assert truth == [("stolen", "labelled_fraud", 6)]
 
 
+def test_the_readme_recipe_from_a_csv_to_an_evaluation_report(tmp_path):
+    """`make stack`, then `replay` and `evaluate` from another terminal: they find the stack's database by
+    themselves, and the report counts every labelled burst as detected."""
+    port = free_port()
+    stack_env = {**os.environ, "FRAUD_LOCAL__DIR": str(tmp_path / "local"), "FRAUD_LOCAL__KAFKA_PORT": str(port),
+                 "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR)}
+    stack_env.pop("FRAUD_DATABASE_URL", None)
+    other_terminal = {**stack_env, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}  # the stack's broker
+    start = (int(time.time()) // 3600 - 48) * 3600  # two days ago: history, as a labelled data set is
+    csv_path = tmp_path / "my.csv"
+    with csv_path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["cc_num", "unix_time", "amt", "is_fraud"])
+        for card in range(40):
+            writer.writerows([f"c{card}", start + card * 3600 + i * 1800, "20.00", "0"] for i in range(2))
+        for card in range(3):  # three labelled bursts: 7 swipes in 3 minutes
+            writer.writerows([f"stolen{card}", start + card * 7200 + i * 30, "99.00", "1"] for i in range(7))
+    stack = subprocess.Popen([*CLI, "run", "--no-generator"], env=stack_env, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(stack.stderr), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("event=pipeline_running" in line for line in output):
+            assert time.monotonic() < deadline and stack.poll() is None, "".join(output[-40:])
+            time.sleep(0.5)
+        replay = subprocess.run([*CLI, "replay", str(csv_path), "--map", "card=cc_num,time=unix_time,amount=amt,"
+                                 "label=is_fraud"], env=other_terminal, capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        report = tmp_path / "report.html"
+        summary: dict = {}
+        while summary.get("detected") != 3:
+            assert time.monotonic() < deadline, summary
+            evaluation = subprocess.run([*CLI, "evaluate", "--source", "replay:my.csv", "--format", "json",
+                                         "--html", str(report)], env=other_terminal, capture_output=True,
+                                        text=True, timeout=60)
+            assert evaluation.returncode == 0, evaluation.stderr
+            summary = json.loads(evaluation.stdout)
+            time.sleep(1)
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)
+        stack.wait(timeout=120)
+    assert (summary["attacks"], summary["detected"], summary["false_alerts"]) == (3, 3, 0), summary
+    assert "<svg" in report.read_text()
+    assert not (tmp_path / "local" / "database.url").exists(), "the URL file goes with the stack"
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

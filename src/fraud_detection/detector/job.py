@@ -25,6 +25,9 @@ from fraud_detection.shutdown import StopFlag
 
 log = logging.getLogger(__name__)
 
+# What calls into a stopping or stopped JVM raise: py4j's errors, Spark's, or the refused socket itself.
+_JVM_GONE = (Py4JError, PySparkException, ConnectionError)
+
 
 def detector_stream(spark: SparkSession, settings: Settings):
     """The whole transformation, from the topic to the operator's output rows (and its input counter)."""
@@ -56,8 +59,7 @@ class Detector:
     def stop(self) -> None:
         """Stop the query, let the last progress reach PostgreSQL, release connections."""
         # Stopping interrupts the batch in flight, which runs again from the checkpoint at the next start:
-        # its interruption (logged by py4j's callback thread, and by Spark's cleanup) is expected, not news.
-        logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+        # its interruption, logged by Spark's cleanup, is expected, not news.
         self.spark.sparkContext.setLogLevel("ERROR")
         if self.query.isActive:
             self.query.stop()
@@ -67,6 +69,9 @@ class Detector:
 
 
 def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
+    # An exception in the sink goes back to the JVM, which fails the query with it (run_detector logs it once);
+    # py4j's callback thread would log it again, and log every interruption of a batch by a stop.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     stream, input_rows = detector_stream(spark, settings)
     sink = PostgresSink(database_url, input_rows, settings.detector.sink_retry_timeout)
     writer = (
@@ -104,9 +109,9 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
     try:
         while not stop and query.isActive:
             query.awaitTermination(0.5)
-    except (Py4JError, PySparkException) as err:
-        # A signal to the whole process group (Ctrl-C, many supervisors) also reaches Spark's JVM, which
-        # stops itself; errors from calls into it are then the expected end, not a failure.
+    except _JVM_GONE as err:
+        # After a stop signal, a call into a JVM that is going away is the expected end, not a failure
+        # (the local JVM ignores SIGTERM, see session.py; a JVM under spark-submit does not).
         if not stop:
             failure = err
     finally:
@@ -125,6 +130,6 @@ def _shut_down(detector: Detector, spark: SparkSession, stop: StopFlag) -> None:
     try:
         detector.stop()
         spark.stop()
-    except (Py4JError, PySparkException, ConnectionError):
+    except _JVM_GONE:
         if not stop:
             raise

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -44,9 +46,22 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         if d.master.startswith("local"):  # no UI; services listen on loopback only, the driver's RPC included
             builder = (builder.config("spark.ui.enabled", "false")
                        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1"))
-    spark = builder.getOrCreate()
+    spark = _start_jvm_deaf_to_sigterm(builder) if not submitted else builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _start_jvm_deaf_to_sigterm(builder: SparkSession.Builder) -> SparkSession:
+    """Start PySpark's JVM with SIGTERM ignored, as PySpark already ignores SIGINT for it: a signal to the
+    whole process group (Ctrl-C in a terminal, many supervisors) then reaches only this process, which stops
+    the query and Spark in order. The JVM still ends with us: it exits when our end of its pipe closes."""
+    if threading.current_thread() is not threading.main_thread():
+        return builder.getOrCreate()
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the JVM; HotSpot then leaves it
+    try:
+        return builder.getOrCreate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_checkpoint_dir(path: Path) -> None:
