@@ -2,8 +2,9 @@ import gzip
 
 import pytest
 
-from fraud_detection.generator.replay import ReplayError, parse_mapping, read_csv, time_parser
+from fraud_detection.generator.replay import ReplayError, parse_mapping, read_csv, send, time_parser
 from fraud_detection.ground_truth import LABELLED_FRAUD, episodes_from_labels
+from fraud_detection.shutdown import StopFlag
 
 KAGGLE_STYLE = """trans_num,cc_num,unix_time,amt,is_fraud,merchant
 a1,111,1700000060,12.50,0,shop
@@ -103,3 +104,40 @@ def test_labelled_episodes_split_where_swipes_are_more_than_the_rule_window_apar
     swipes = [("c", t * 1000) for t in (0, 30, 60, 200, 230)]
     assert [e.txn_count for e in episodes_from_labels(swipes, window_ms=60_000)] == [3, 2]
     assert [e.txn_count for e in episodes_from_labels(swipes, window_ms=600_000)] == [5]
+
+
+class _RecordingPublisher:
+    """Stands in for the Kafka publisher: records what was sent and where the flushes came."""
+
+    def __init__(self):
+        self.events: list = []
+
+    def send_rows(self, rows):
+        self.events.extend(("send", row.event_time_ms) for row in rows)
+        return len(rows)
+
+    def flush(self):
+        self.events.append(("flush", None))
+
+    def poll(self):
+        pass
+
+
+def test_replay_flushes_so_no_record_can_fall_behind_a_running_detectors_watermark(tmp_path):
+    """Before a record goes out, every record at least a lateness older has been sent and flushed."""
+    rows = "".join(f"c{i % 7},{1_700_000_000 + i * 37},1.00\n" for i in range(400))  # ~4 hours of event time
+    parsed = read_csv(write(tmp_path, "card_id,event_time,amount\n" + rows), parse_mapping(None))
+    publisher, lateness_ms = _RecordingPublisher(), 120_000
+    assert send(publisher, parsed, speed=None, stop=StopFlag(), barrier_ms=lateness_ms) == 400
+    times = [row.event_time_ms for row in parsed.rows]
+    flushed_up_to, newest_sent = None, None  # newest record covered by the last flush; newest sent
+    for kind, event_ms in publisher.events:
+        if kind == "flush":
+            flushed_up_to = newest_sent
+            continue
+        older = [t for t in times if t <= event_ms - lateness_ms]
+        if older:  # a detector may already be past these by the lateness: they must be in Kafka first
+            assert flushed_up_to is not None and flushed_up_to >= max(older), event_ms
+        newest_sent = event_ms
+    # ...at a bounded cost: at most one flush per lateness of event time, not one per record.
+    assert sum(kind == "flush" for kind, _ in publisher.events) <= (times[-1] - times[0]) // lateness_ms + 1
