@@ -4,7 +4,10 @@ session, started by the project's own local-stack code; a fresh topic and databa
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,10 +33,29 @@ def kafka(tmp_path_factory):
         yield broker
 
 
+@contextmanager
+def outside_pytest_temp():
+    """A folder for an embedded PostgreSQL's data outside /tmp/pytest-of-<user>: run as root, pgserver opens
+    the data folder's parents to the server's own user, and any other pytest session that starts meanwhile
+    (another terminal, a helper) closes that folder again, which stops the server."""
+    path = Path(tempfile.mkdtemp(prefix="fraud-detection-pg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    with LocalPostgres(tmp_path_factory.mktemp("postgres")) as server:
+def pg_server():
+    with outside_pytest_temp() as folder, LocalPostgres(folder) as server:
         yield server
+
+
+@pytest.fixture
+def pg_dir():
+    """A data folder for a test's own embedded PostgreSQL (see outside_pytest_temp)."""
+    with outside_pytest_temp() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")

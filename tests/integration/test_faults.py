@@ -39,9 +39,9 @@ def stop_detector(detector: subprocess.Popen, log_path) -> None:
 
 
 @pytest.mark.timeout(420)
-def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topic, tmp_path):
+def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topic, tmp_path, pg_dir):
     """The sink retries with backoff while PostgreSQL is stopped; afterwards alerts equal the oracle's."""
-    server = LocalPostgres(tmp_path / "pg").start()
+    server = LocalPostgres(pg_dir).start()
     url = server.create_database("outage")
     postgres.migrate(url)
     rng = random.Random(30)
@@ -61,7 +61,7 @@ def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topi
         runs.feed(kafka.bootstrap_servers, topic, thirds[1])  # arrives while the database is down
         time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
         assert detector.poll() is None, "the detector waits for the database instead of failing"
-        server = LocalPostgres(tmp_path / "pg").start()
+        server = LocalPostgres(pg_dir).start()
         assert server.create_database("outage") == url, "the same server address after the restart"
         runs.feed(kafka.bootstrap_servers, topic, thirds[2])
         runs.wait_for(lambda: runs.metrics_totals(url)["input_rows"] >= len(delivered), 240, "every record")
