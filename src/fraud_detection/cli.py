@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_generate, _add_replay, _add_detect, _add_db, _add_evaluate, _add_grafana, _add_check,
-                _add_create_topic, _add_run):
+    for add in (_add_generate, _add_replay, _add_detect, _add_relay, _add_db, _add_evaluate, _add_grafana,
+                _add_check, _add_create_topic, _add_run):
         add(sub)
     return parser
 
@@ -125,6 +125,12 @@ def _add_detect(sub) -> None:
                      help="process what the topic holds now, then exit (backfills, tests)")
 
 
+def _add_relay(sub) -> None:
+    sub.add_parser("relay", help="publish committed alerts to the alerts topic (FRAUD_KAFKA__ALERTS_TOPIC)",
+                   description="Publish each new or changed alert from the detector's outbox (alert_outbox) to "
+                               "the alerts topic, keyed by card, in commit order; SIGTERM stops it cleanly.")
+
+
 def _add_db(sub) -> None:
     db = sub.add_parser("db", help="database tasks", description="Database tasks.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
@@ -164,8 +170,9 @@ def _add_check(sub) -> None:
 
 
 def _add_create_topic(sub) -> None:
-    topic = sub.add_parser("create-topic", help="create the transactions topic (FRAUD_KAFKA__*)",
-                           description="Create the transactions topic with FRAUD_KAFKA__PARTITIONS partitions.")
+    topic = sub.add_parser("create-topic", help="create the transactions and alerts topics (FRAUD_KAFKA__*)",
+                           description="Create the transactions and alerts topics with FRAUD_KAFKA__PARTITIONS "
+                                       "partitions (an existing topic is left as it is).")
     topic.add_argument("--partitions", type=_positive_int)
 
 

@@ -23,6 +23,13 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     return run_detector(settings, StopFlag().install(), available_now=args.until_drained)
 
 
+def _relay(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.alerting.relay import run_relay
+    from fraud_detection.shutdown import StopFlag
+
+    return run_relay(settings, StopFlag().install())
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.generator.generate import generate
     from fraud_detection.shutdown import StopFlag
@@ -150,7 +157,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 def _create_topic(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.kafka_clients import client_config, create_topic
 
-    create_topic(client_config(settings.kafka), settings.kafka.topic, args.partitions or settings.kafka.partitions)
+    for topic in (settings.kafka.topic, settings.kafka.alerts_topic):
+        create_topic(client_config(settings.kafka), topic, args.partitions or settings.kafka.partitions)
     return 0
 
 
@@ -160,5 +168,5 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration, generator=not args.no_generator)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "evaluate": _evaluate, "db": _db,
-            "check": _check, "create-topic": _create_topic, "run": _run, "grafana": _grafana}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "relay": _relay, "evaluate": _evaluate,
+            "db": _db, "check": _check, "create-topic": _create_topic, "run": _run, "grafana": _grafana}

@@ -56,23 +56,25 @@ def spark_source_options(kafka: KafkaSettings) -> dict[str, str]:
     return options
 
 
-def check_topic(kafka: KafkaSettings, timeout_s: float = 15.0) -> int:
-    """The topic's partition count; fails with a clear message when the broker or topic is missing."""
+def check_topic(kafka: KafkaSettings, topic: str | None = None, timeout_s: float = 15.0) -> int:
+    """The partition count of ``topic`` (default: the transactions topic); fails with a clear message when
+    the broker or the topic is missing."""
     from confluent_kafka.admin import AdminClient
 
+    topic_name = topic or kafka.topic
     admin = AdminClient(client_config(kafka))
     try:
-        metadata = admin.list_topics(kafka.topic, timeout=timeout_s)
+        metadata = admin.list_topics(topic_name, timeout=timeout_s)
     except KafkaException as err:
         raise ConnectionError(
             f"Kafka at {kafka.bootstrap_servers} did not answer ({err}); start the local stack "
             "(`make stack`) or set FRAUD_KAFKA__BOOTSTRAP_SERVERS"
         ) from None
-    topic = metadata.topics.get(kafka.topic)
-    if topic is None or topic.error is not None:
-        raise LookupError(f"topic {kafka.topic!r} does not exist on {kafka.bootstrap_servers}: "
+    found = metadata.topics.get(topic_name)
+    if found is None or found.error is not None:
+        raise LookupError(f"topic {topic_name!r} does not exist on {kafka.bootstrap_servers}: "
                           "create it with `fraud-detection create-topic`")
-    return len(topic.partitions)
+    return len(found.partitions)
 
 
 def create_topic(config: dict, name: str, partitions: int) -> None:

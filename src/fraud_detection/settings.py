@@ -23,6 +23,8 @@ CardSpace = Annotated[str, Field(pattern=r"^[a-z0-9]{1,12}$")]
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     topic: str = Field("transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    alerts_topic: str = Field("alerts", pattern=r"^[A-Za-z0-9._-]{1,249}$",
+                              description="new and changed alerts, published by `fraud-detection relay`")
     partitions: int = Field(6, ge=1, le=1000)
     # Optional client security (MSK and other managed brokers); empty means PLAINTEXT.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -143,6 +143,16 @@ def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_p
             raise AssertionError(f"attacks not all detected in time: {seen}\n" + "".join(output[-40:]))
         descendants = psutil.Process(process.pid).children(recursive=True)
         assert _listening(port)
+        with postgres.connection(database_url) as conn:
+            committed = set(postgres.fetch_all(conn, "SELECT alert_id, version FROM alerts"))
+        deadline = time.monotonic() + 60
+        while True:  # the relay publishes every committed alert version to the alerts topic
+            published = {(m["alert_id"], m["version"]) for m in (
+                json.loads(value) for _, value, _ in read_topic(f"127.0.0.1:{port}", "alerts"))}
+            if committed <= published or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert committed and committed <= published, committed - published
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=120)

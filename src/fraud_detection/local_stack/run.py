@@ -101,7 +101,8 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
             database_url = services.enter_context(LocalPostgres(local.dir / "postgres")).url
             services.enter_context(url_file(local.database_url_file, database_url))
         postgres.migrate(database_url)
-        kafka.create_topic(settings.kafka.topic, settings.kafka.partitions)
+        for topic in (settings.kafka.topic, settings.kafka.alerts_topic):
+            kafka.create_topic(topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)
         status = generator_status_file(settings) if generator else None
         for stale in (status, detector_ready_file(settings)):
@@ -111,7 +112,7 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
                                                        generator_status=status, log_dir=local.dir / "logs")))
         log_dir = local.dir / "logs" if view.on_terminal else None
         # The detector first, and the traffic once its query runs: the view then shows a live pipeline.
-        components = {"detect": _start("detect", env, log_dir)}
+        components = {"detect": _start("detect", env, log_dir), "relay": _start("relay", env, log_dir)}
         if not _wait_until_ready(components["detect"], detector_ready_file(settings)):
             exited = components["detect"].poll() is not None
             _stop_all(components)

@@ -86,10 +86,11 @@ def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: date
         if result.merges:
             execute_values(
                 cur,
-                "UPDATE alerts SET merged_into = v.into_id, updated_at = v.at"
+                "UPDATE alerts SET merged_into = v.into_id, updated_at = v.at, version = version + 1"
                 " FROM (VALUES %s) AS v (alert_id, into_id, at) WHERE alerts.alert_id = v.alert_id",
                 [(merged, into, now) for merged, into in result.merges.items()],
             )
+        _to_outbox(cur, [a.alert_id for a in result.alerts] + list(result.merges))
         if result.rejected:
             execute_values(
                 cur,
@@ -141,7 +142,7 @@ def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[boo
         " trigger_transaction_id, trigger_kafka_timestamp, trigger_event_time, detected_at, updated_at) VALUES %s"
         " ON CONFLICT (alert_id) DO UPDATE SET first_event_time = EXCLUDED.first_event_time,"
         " last_event_time = EXCLUDED.last_event_time, txn_count = EXCLUDED.txn_count,"
-        " amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at"
+        " amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at, version = alerts.version + 1"
         " RETURNING alert_id, (xmax = 0)",
         [(a.alert_id, RULE, a.card_id, utc(a.first_event_time_ms), utc(a.last_event_time_ms), a.txn_count,
           Decimal(a.amount_total_cents) / 100, a.trigger_transaction_id, utc(a.trigger_kafka_timestamp_ms),
@@ -151,6 +152,28 @@ def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[boo
     )
     inserted = dict(rows)
     return [(inserted[a.alert_id], a.trigger_kafka_timestamp_ms) for a in alerts]
+
+
+# The alerts topic's message (alert.schema.json), built from the committed row so it says what was stored.
+_MESSAGE = (
+    "jsonb_build_object('alert_id', alert_id, 'version', version, 'rule', rule, 'card_id', card_id,"
+    " 'status', CASE WHEN merged_into IS NULL THEN 'open' ELSE 'merged' END, 'merged_into', merged_into,"
+    " 'txn_count', txn_count, 'amount_total', amount_total,"
+    " 'first_event_time', to_json(first_event_time), 'last_event_time', to_json(last_event_time),"
+    " 'trigger_transaction_id', trigger_transaction_id, 'trigger_event_time', to_json(trigger_event_time),"
+    " 'detected_at', to_json(detected_at), 'schema_version', 1)"
+)
+
+
+def _to_outbox(cur, alert_ids: list[str]) -> None:
+    """Queue the message of each alert this batch raised, grew or merged, in the batch's transaction."""
+    if alert_ids:
+        cur.execute(
+            "INSERT INTO alert_outbox (alert_id, version, card_id, payload)"  # noqa: S608 (constant SQL)
+            f" SELECT alert_id, version, card_id, {_MESSAGE} FROM alerts WHERE alert_id = ANY(%s)"
+            " ORDER BY card_id, alert_id ON CONFLICT (alert_id, version) DO NOTHING",
+            (alert_ids,),
+        )
 
 
 def record_duration(conn, run_id: str, batch_id: int, duration_ms: float) -> None:

@@ -1,0 +1,78 @@
+"""The alerts stream: the sink's outbox, relayed to Kafka, on the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from importlib import resources
+
+import jsonschema
+from confluent_kafka import Producer
+
+from fraud_detection.alerting.relay import publish_pending
+from fraud_detection.storage import detections, postgres
+from tests.integration.kafka_reading import read_topic
+
+SCHEMA = json.loads(resources.files("fraud_detection").joinpath("alert.schema.json").read_text())
+MINUTE_MS = 60_000
+
+
+def _alert(alert_id: str, card: str, count: int, t0: int) -> detections.AlertRow:
+    last = t0 + count * MINUTE_MS
+    return detections.AlertRow(alert_id, card, t0, last, count, 1000 * count, f"tx-{alert_id}-{count}", last + 50, last)
+
+
+def _messages(kafka, topic: str, expected: int) -> list[tuple[str, dict, int]]:
+    return [(key.decode(), json.loads(value), partition)
+            for key, value, partition in read_topic(kafka.bootstrap_servers, topic, expected=expected)]
+
+
+def test_each_committed_alert_version_is_published_once_keyed_by_card_in_version_order(kafka, database_url):
+    """Raised, grown and merged alerts each become one message (alert_id, version) that matches the schema;
+    a batch the detector re-runs publishes nothing new; a card's messages keep their order."""
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=3)
+    t0 = 1_764_000_000_000
+    batches = [
+        detections.BatchResult(alerts=[_alert("a1", "c1", 6, t0), _alert("a2", "c2", 6, t0)]),
+        detections.BatchResult(alerts=[_alert("a1", "c1", 7, t0), _alert("a3", "c1", 6, t0 + 20 * MINUTE_MS)]),
+        detections.BatchResult(merges={"a3": "a1"}),
+    ]
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
+    with postgres.connection(database_url) as conn:
+        for batch_id, batch in enumerate(batches):
+            detections.write_batch(conn, "run-1", batch_id, batch, datetime.now(timezone.utc))
+        assert detections.write_batch(conn, "run-1", 1, batches[1], datetime.now(timezone.utc)) is None  # re-run
+        assert publish_pending(conn, producer, topic) == 5
+        assert publish_pending(conn, producer, topic) == 0
+    messages = _messages(kafka, topic, expected=5)
+    assert sorted((m["alert_id"], m["version"]) for _, m, _ in messages) == [
+        ("a1", 1), ("a1", 2), ("a2", 1), ("a3", 1), ("a3", 2)]
+    for key, message, _ in messages:
+        jsonschema.validate(message, SCHEMA, format_checker=jsonschema.FormatChecker())
+        assert key == message["card_id"]
+    c1 = [(m["alert_id"], m["version"], m["status"]) for _, m, _ in messages if m["card_id"] == "c1"]
+    assert c1 == [("a1", 1, "open"), ("a1", 2, "open"), ("a3", 1, "open"), ("a3", 2, "merged")]
+    assert {m["txn_count"] for _, m, _ in messages if (m["alert_id"], m["version"]) == ("a1", 2)} == {7}
+    assert len({partition for key, _, partition in messages if key == "c1"}) == 1
+
+
+def test_a_crash_before_marking_republishes_the_same_message_and_nothing_else(kafka, database_url):
+    """Kafka took the message but the relay died before marking it: the next run sends the same (id, version)
+    with the same body, which consumers deduplicate; nothing unpublished is skipped."""
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=1)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
+    with postgres.connection(database_url) as conn:
+        detections.write_batch(conn, "run-1", 0, detections.BatchResult(alerts=[_alert("b1", "c9", 6, 0)]),
+                               datetime.now(timezone.utc))
+        assert publish_pending(conn, producer, topic) == 1
+        with conn, conn.cursor() as cur:  # the crash: published, never marked
+            cur.execute("UPDATE alert_outbox SET published_at = NULL")
+        detections.write_batch(conn, "run-1", 1, detections.BatchResult(alerts=[_alert("b1", "c9", 8, 0)]),
+                               datetime.now(timezone.utc))
+        assert publish_pending(conn, producer, topic) == 2
+    messages = [m for _, m, _ in _messages(kafka, topic, expected=3)]
+    assert [(m["alert_id"], m["version"]) for m in messages] == [("b1", 1), ("b1", 1), ("b1", 2)]
+    assert messages[0] == messages[1]
