@@ -131,6 +131,32 @@ def containers(docs) -> list[Container]:
     return found
 
 
+def pod_labels(docs) -> dict[str, dict]:
+    """component -> labels of the pods it runs (Deployment template, SparkApplication driver, test Pods)."""
+    labels = {}
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            found = doc["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "SparkApplication":
+            found = doc["spec"]["driver"]["labels"]
+            assert doc["spec"]["executor"]["labels"] == found
+        elif doc["kind"] == "Grafana":
+            found = doc["spec"]["deployment"]["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "Pod":
+            found = doc["metadata"]["labels"]
+        else:
+            continue
+        labels[found["app.kubernetes.io/component"]] = found
+    return labels
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels, and matchExpressions with In) picks a pod with these labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all(labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
+
+
 def one(docs, kind: str, name_suffix: str = "") -> dict:
     matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
     assert len(matches) == 1, f"expected one {kind} *{name_suffix}, found {[d['metadata']['name'] for d in matches]}"

@@ -15,6 +15,7 @@ from tests.charts.rendering import (
     VALUES_FILES,
     RenderError,
     helm,
+    one,
     render,
     render_named,
     schema_for,
@@ -114,6 +115,7 @@ def _is_valid(doc: dict) -> bool:
     ("SparkApplication", ("spec", "driver")),
     ("Deployment", ("spec", "template", "spec", "containers", 0)),
     ("Cluster", ("spec",)),
+    ("KafkaTopic", ("spec",)),
 ])
 def test_validation_rejects_a_typo_in_a_rendered_object(kind, path):
     """An unknown field planted in a rendered object fails, built-in or custom."""
@@ -133,11 +135,51 @@ def test_validation_rejects_a_typo_in_a_rendered_object(kind, path):
     ({"generator.replicaz": "3"}, "replicaz"),
     ({"kafka.enabled": "false"}, "kafka.external.bootstrapServers is required"),
     ({"postgres.enabled": "false"}, "postgres.external.secretName is required"),
+    ({"kafka.alertsTopic.name": "transactions"}, "kafka.alertsTopic.name must differ from kafka.topic.name"),
+    ({"kafka.alertsTopic.partitions": "0"}, "partitions"),
 ])
 def test_bad_values_fail_with_a_message_naming_them(sets, message):
     """A wrong or missing value stops the install with a message that names it."""
     with pytest.raises(RenderError, match=message):
         render(sets=sets)
+
+
+def topic_values(name: str) -> dict[str, dict]:
+    """Topic name -> its values (values.yaml under the values file), for each topic key of `kafka`."""
+    base = yaml.safe_load((CHART / "values.yaml").read_text())["kafka"]
+    overrides = [yaml.safe_load(path.read_text()).get("kafka", {}) for path in VALUES_FILES[name]]
+    topics = {}
+    for key in ("topic", "alertsTopic"):
+        merged = base[key]
+        for override in overrides:
+            merged = {**merged, **override.get(key, {})}
+        topics[merged["name"]] = merged
+    return topics
+
+
+@pytest.mark.parametrize("name", ["default", "kind"])
+def test_each_topic_renders_from_its_values_and_validates(name):
+    """The transactions and alerts topics are KafkaTopics with their values' partitions, replicas and retention,
+    valid against Strimzi's schema."""
+    topics = {d["spec"]["topicName"]: d for d in render_named(name) if d["kind"] == "KafkaTopic"}
+    values = topic_values(name)
+    assert set(topics) == set(values) and len(topics) == 2
+    for topic, doc in topics.items():
+        validate(doc)
+        spec = doc["spec"]
+        assert (spec["partitions"], spec["replicas"], spec["config"]["retention.ms"]) == (
+            values[topic]["partitions"], values[topic]["replicas"], values[topic]["retentionMs"])
+
+
+@pytest.mark.parametrize("name", ["default", "kind"])
+def test_every_topic_fits_the_kafka_cluster(name):
+    """No topic asks for more replicas than there are brokers, or for fewer than min.insync.replicas (which would
+    refuse the idempotent producers' acks=all writes)."""
+    docs = render_named(name)
+    pool = one(docs, "KafkaNodePool")["spec"]
+    min_isr = one(docs, "Kafka")["spec"]["kafka"]["config"]["min.insync.replicas"]
+    for topic in (d for d in docs if d["kind"] == "KafkaTopic"):
+        assert min_isr <= topic["spec"]["replicas"] <= pool["replicas"], topic["metadata"]["name"]
 
 
 def test_no_password_or_secret_in_values():

@@ -23,9 +23,11 @@ from tests.charts.rendering import (
     dockerfile_copies,
     env_values,
     one,
+    pod_labels,
     pod_specs,
     render,
     render_named,
+    selects,
 )
 
 APP_IMAGES = ("fraud-detection-generator", "fraud-detection-detector")
@@ -58,7 +60,7 @@ def resolved_env(container) -> dict[str, str]:
 def test_chart_sets_only_env_vars_the_app_reads_and_they_load(name, monkeypatch):
     """Every FRAUD_* variable the chart sets is a real setting, and each container's set loads cleanly."""
     known = settings_env_names()
-    checked = 0
+    checked = set()
     for container in app_containers(render_named(name)):
         env = resolved_env(container)
         unknown = {k for k in env if k.startswith(ENV_PREFIX)} - known
@@ -71,16 +73,18 @@ def test_chart_sets_only_env_vars_the_app_reads_and_they_load(name, monkeypatch)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         load_settings()  # raises SettingsError naming the variable if a value is invalid
-        checked += 1
-    assert checked >= 3
+        checked.add((container.owner.split("/")[0], container.name))
+    assert {("Deployment", "generator"), ("Deployment", "relay"), ("SparkApplication", "spark-kubernetes-driver"),
+            ("Pod", "check"), ("Pod", "check-alerts-topic")} <= checked
 
 
 def test_components_get_the_settings_they_need():
-    """Generator, detector, migrations and helm tests get bootstrap servers, topic, rule and database URL."""
+    """Generator, detector, migrations and helm tests get bootstrap servers, topic, rule and database URL; the
+    relay gets bootstrap servers, the alerts topic and the database URL."""
     docs = render_named("default")
     by_name = {(c.owner.split("/")[0], c.name): c.env for c in app_containers(docs)}
     needs_db = [("Deployment", "generator"), ("Deployment", "migrate"), ("SparkApplication", "migrate"),
-                ("SparkApplication", "spark-kubernetes-driver"), ("Pod", "check")]
+                ("SparkApplication", "spark-kubernetes-driver"), ("Pod", "check"), ("Deployment", "relay")]
     for key in needs_db:
         assert key in by_name, key
     for key in [("Deployment", "generator"), ("SparkApplication", "spark-kubernetes-driver")]:
@@ -88,6 +92,8 @@ def test_components_get_the_settings_they_need():
         for required in ("FRAUD_KAFKA__BOOTSTRAP_SERVERS", "FRAUD_KAFKA__TOPIC", "FRAUD_DATABASE_URL",
                          "FRAUD_RULE__THRESHOLD", "FRAUD_RULE__WINDOW"):
             assert required in env, (key, required)
+    for required in ("FRAUD_KAFKA__BOOTSTRAP_SERVERS", "FRAUD_KAFKA__ALERTS_TOPIC", "FRAUD_DATABASE_URL"):
+        assert required in by_name[("Deployment", "relay")], required
 
 
 def test_kafka_bootstrap_is_the_strimzi_service_of_our_cluster():
@@ -100,11 +106,27 @@ def test_kafka_bootstrap_is_the_strimzi_service_of_our_cluster():
     for container in app_containers(docs):
         if "FRAUD_KAFKA__BOOTSTRAP_SERVERS" in container.env:
             assert container.env["FRAUD_KAFKA__BOOTSTRAP_SERVERS"]["value"] == expected
-    topic = one(docs, "KafkaTopic")
-    assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
-    assert one(docs, "KafkaNodePool")["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
-    topic_env = {c.env["FRAUD_KAFKA__TOPIC"]["value"] for c in app_containers(docs) if "FRAUD_KAFKA__TOPIC" in c.env}
-    assert topic_env == {topic["spec"]["topicName"]}
+    topic, alerts = one(docs, "KafkaTopic", "-transactions"), one(docs, "KafkaTopic", "-alerts")
+    for doc in (topic, alerts, one(docs, "KafkaNodePool")):
+        assert doc["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    clients = [c for c in app_containers(docs) if c.name != "check-alerts-topic"]  # see the helm test below
+    assert {c.env["FRAUD_KAFKA__TOPIC"]["value"] for c in clients if "FRAUD_KAFKA__TOPIC" in c.env} == {
+        topic["spec"]["topicName"]}
+    assert {c.env["FRAUD_KAFKA__ALERTS_TOPIC"]["value"] for c in app_containers(docs)
+            if "FRAUD_KAFKA__ALERTS_TOPIC" in c.env} == {alerts["spec"]["topicName"]}
+
+
+def test_kafka_helm_test_checks_both_topics():
+    """The Kafka helm test runs `check --kafka` (which checks FRAUD_KAFKA__TOPIC) once per KafkaTopic the chart
+    makes: the transactions topic and the alerts topic."""
+    docs = render_named("default")
+    pod = one(docs, "Pod", "-test-kafka")["spec"]
+    checked = set()
+    for container in pod["containers"]:
+        assert build_parser().parse_args(container["command"][1:]).kafka is True
+        checked.add(next(e["value"] for e in container["env"] if e["name"] == "FRAUD_KAFKA__TOPIC"))
+    assert checked == {d["spec"]["topicName"] for d in docs if d["kind"] == "KafkaTopic"}
+    assert len(checked) == 2
 
 
 def test_database_secret_is_the_cnpg_app_secret():
@@ -198,51 +220,29 @@ def test_images_match_skaffold():
         assert (ROOT / patched["deploy"]["helm"]["hooks"]["before"][0]["host"]["command"][1]).is_file()
 
 
-def pod_labels(docs) -> dict[str, dict]:
-    """component -> labels of the pods it runs (Deployment template, SparkApplication driver, test Pods)."""
-    labels = {}
-    for doc in docs:
-        if doc["kind"] == "Deployment":
-            found = doc["spec"]["template"]["metadata"]["labels"]
-        elif doc["kind"] == "SparkApplication":
-            found = doc["spec"]["driver"]["labels"]
-            assert doc["spec"]["executor"]["labels"] == found
-        elif doc["kind"] == "Grafana":
-            found = doc["spec"]["deployment"]["spec"]["template"]["metadata"]["labels"]
-        elif doc["kind"] == "Pod":
-            found = doc["metadata"]["labels"]
-        else:
-            continue
-        labels[found["app.kubernetes.io/component"]] = found
-    return labels
-
-
-def selects(selector: dict, labels: dict) -> bool:
-    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
-        return False
-    return all(labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []))
-
-
-@pytest.mark.parametrize(("sets", "with_generator"), [({}, True), ({"generator.recordGroundTruth": "false"}, False)])
-def test_postgres_reachable_only_from_its_clients(sets, with_generator):
-    """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests and the
-    generator only while it records ground truth."""
+@pytest.mark.parametrize(("sets", "optional"), [
+    ({}, {"generator", "relay"}),
+    ({"generator.recordGroundTruth": "false"}, {"relay"}),
+    ({"relay.enabled": "false"}, {"generator"}),
+])
+def test_postgres_reachable_only_from_its_clients(sets, optional):
+    """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests, the relay
+    while it is deployed and the generator only while it records ground truth."""
     docs = render(sets=sets)
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", "-pg-clients")["spec"]
     assert policy["podSelector"]["matchLabels"] == {"cnpg.io/cluster": one(docs, "Cluster")["metadata"]["name"]}
     client_rule = next(r for r in policy["ingress"] if r["ports"] == [{"port": 5432, "protocol": "TCP"}])
     admitted = {c for c, labels in pod_labels(docs).items() if selects(client_rule["from"][0]["podSelector"], labels)}
-    expected = {"detector", "grafana", "helm-test"} | ({"generator"} if with_generator else set())
-    assert admitted == expected
+    assert admitted == {"detector", "grafana", "helm-test"} | optional
 
 
 def test_kafka_listener_admits_only_its_clients():
-    """Strimzi's listener peers match the generator's and detector's pods (and helm tests), nothing else."""
+    """Strimzi's listener peers match the generator's, detector's and relay's pods (and helm tests), nothing else."""
     docs = render_named("default")
     peers = one(docs, "Kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
     labels = pod_labels(docs)
     admitted = {c for c, found in labels.items() if any(selects(p["podSelector"], found) for p in peers)}
-    assert admitted == {"generator", "detector", "helm-test"}
+    assert admitted == {"generator", "detector", "relay", "helm-test"}
 
 
 def test_operator_pins_match_the_schemas_we_validate_against():
@@ -259,12 +259,20 @@ def test_operator_pins_match_the_schemas_we_validate_against():
 
 @pytest.mark.parametrize("name", sorted(VALUES_FILES))
 def test_pods_run_as_non_root(name):
-    """Every pod the chart defines runs as a non-root user with privilege escalation off."""
+    """Every pod the chart defines runs as a non-root user with privilege escalation off; the Deployments'
+    containers (generator, relay) also have a read-only root filesystem and no capabilities."""
     docs = render_named(name)
     for doc in docs:
         for pod in pod_specs(doc):
             assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
             for container in [*pod.get("initContainers", []), *pod["containers"]]:
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False, container["name"]
-    generator = one(docs, "Deployment", "generator")["spec"]["template"]["spec"]
-    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in generator["containers"])
+    deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]["spec"]
+                   for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"generator", "relay"}
+    for component, pod in deployments.items():
+        assert pod["securityContext"]["runAsUser"] > 0, component
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, (component, container["name"])
+            assert context["capabilities"]["drop"] == ["ALL"], (component, container["name"])

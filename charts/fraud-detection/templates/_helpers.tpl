@@ -81,20 +81,33 @@ unique among the releases in one namespace. */}}
 {{- if .Values.postgres.enabled }}uri{{ else }}{{ .Values.postgres.external.uriKey }}{{ end }}
 {{- end }}
 
-{{/* Plain (non-secret) settings every app container gets, as name/value pairs. */}}
-{{- define "fd.commonEnv" -}}
+{{/* Kafka client settings: include "fd.kafkaEnv" (list . topic). FRAUD_KAFKA__TOPIC is `topic`: the transactions
+topic everywhere except the helm test that points `check --kafka` (which checks that variable) at the alerts topic. */}}
+{{- define "fd.kafkaEnv" -}}
+{{- $root := index . 0 }}
+{{- $k := $root.Values.kafka }}
+{{- if eq $k.topic.name $k.alertsTopic.name }}
+{{- fail "kafka.alertsTopic.name must differ from kafka.topic.name: the detector would read alerts as transactions" }}
+{{- end -}}
 - name: FRAUD_KAFKA__BOOTSTRAP_SERVERS
-  value: {{ include "fd.kafkaBootstrap" . | quote }}
+  value: {{ include "fd.kafkaBootstrap" $root | quote }}
 - name: FRAUD_KAFKA__TOPIC
-  value: {{ .Values.kafka.topic.name | quote }}
-{{- if not .Values.kafka.enabled }}
+  value: {{ index . 1 | quote }}
+- name: FRAUD_KAFKA__ALERTS_TOPIC
+  value: {{ $k.alertsTopic.name | quote }}
+{{- if not $k.enabled }}
 - name: FRAUD_KAFKA__SECURITY_PROTOCOL
-  value: {{ .Values.kafka.external.securityProtocol | quote }}
-{{- with .Values.kafka.external.saslMechanism }}
+  value: {{ $k.external.securityProtocol | quote }}
+{{- with $k.external.saslMechanism }}
 - name: FRAUD_KAFKA__SASL_MECHANISM
   value: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* Plain (non-secret) settings every app container gets, as name/value pairs. */}}
+{{- define "fd.commonEnv" -}}
+{{ include "fd.kafkaEnv" (list . .Values.kafka.topic.name) }}
 - name: FRAUD_RULE__THRESHOLD
   value: {{ .Values.rule.threshold | quote }}
 - name: FRAUD_RULE__WINDOW
