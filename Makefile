@@ -17,12 +17,13 @@ CHART := charts/fraud-detection
 KIND_CLUSTER := fraud-detection
 NAMESPACE    := fraud-detection
 DEV_TAG      := dev
+K3S          := bash k8s/k3s/cluster.sh
 # operators.sh and skaffold call helm and kubectl by name.
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-detector operator \
-        bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down clean clean-data
+        bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -123,10 +124,26 @@ e2e: venv ## End to end on a new kind cluster: operators, images, chart, alerts,
 	bash k8s/tools.sh --dir $(TOOLS) helm kind
 	$(BIN)/pytest tests/e2e -rs --timeout 5400
 
+k3s-up: ## Single-node k3s without Docker (root): the first run builds k3s etc. into .cache/k3s (~18 min), then ~15 s
+	$(K3S) up
+
+k3s-images: ## Build both images with podman (local stand-in bases where needed) and import them into k3s (tag: dev)
+	$(K3S) images $(DEV_TAG)
+
+k3s-status: ## What runs: the k3s node and its pods
+	$(K3S) status
+
+k3s-down: ## Stop k3s by PID and restore the host (sysctls, iptables, cni0, mounts); keeps .cache/k3s
+	$(K3S) down
+
+e2e-k3s: venv ## The e2e suite on k3s: starts and stops the cluster itself (pipeline tests skipped: no operators here)
+	FRAUD_E2E_CLUSTER=k3s $(BIN)/pytest tests/e2e -rs --timeout 5400
+
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
-clean-data: ## Delete the local stack's data (Kafka topics, PostgreSQL database)
+clean-data: ## Delete the local stack's data (Kafka topics, PostgreSQL database; a k3s cluster's state is stopped first)
+	[ ! -e .local/k3s ] || $(K3S) down
 	rm -rf .local
 
 clean: clean-data ## Delete the virtual environment, caches and local data

@@ -13,7 +13,8 @@ from tests.charts.rendering import ROOT, tool
 
 VENV_BIN = Path(sys.executable).parent
 DOCKERFILES = sorted(ROOT.glob("images/*/Dockerfile"))
-SCRIPTS = sorted([*ROOT.glob("k8s/*.sh"), ROOT / ".ci" / "run"])
+STAND_IN_BASES = sorted(ROOT.glob("k8s/k3s/bases/*.Containerfile"))  # local-only bases for k3s (linted too)
+SCRIPTS = sorted([*ROOT.glob("k8s/**/*.sh"), ROOT / ".ci" / "run"])
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
@@ -23,10 +24,10 @@ def run(*argv) -> subprocess.CompletedProcess:
 
 def test_every_linted_set_is_present():
     """The globs find the files (an empty set would make the checks below pass vacuously)."""
-    assert len(DOCKERFILES) == 2 and len(SCRIPTS) >= 3 and len(WORKFLOWS) >= 3
+    assert len(DOCKERFILES) == 2 and len(STAND_IN_BASES) == 3 and len(SCRIPTS) >= 8 and len(WORKFLOWS) >= 3
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + STAND_IN_BASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_dockerfile_is_hadolint_clean(dockerfile):
     """hadolint reports nothing, info level included."""
     result = run(VENV_BIN / "hadolint", "--failure-threshold", "info", dockerfile)

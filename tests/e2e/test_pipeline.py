@@ -1,4 +1,4 @@
-"""End to end on kind: the chart on the real operators detects attacks, scales, and serves Grafana."""
+"""End to end: the chart on the real operators detects attacks, scales, and serves Grafana (kind, for now)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,15 @@ import json
 import time
 import urllib.request
 
-from tests.e2e.conftest import NAMESPACE, RELEASE
+from tests.e2e.conftest import NAMESPACE, RELEASE, wait_until
 
 GRAFANA_URL = "http://127.0.0.1:8080"  # kind-cluster.yaml maps the ingress controller's port 80 here
 GRAFANA_HOST = "grafana.localtest.me"
 
 
-def wait_for(what: str, probe, timeout: float, every: float = 10):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+def wait_for(what: str, probe, timeout: float):
+    """Pipeline conditions change slowly: look every 10 s."""
+    return wait_until(what, probe, timeout, every=10)
 
 
 def processed_rate(cluster, seconds: int = 60) -> float:
