@@ -46,9 +46,9 @@ stack: venv ## Kafka, PostgreSQL and the detector without the generator, for rep
 grafana: venv ## A local Grafana on http://127.0.0.1:3000 with the dashboards, over make run's database (needs grafana on PATH)
 	$(BIN)/fraud-detection grafana
 
-test: venv lint test-operator ## Run all tests: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
+test: venv lint test-operator ## Run all tests but the cluster's: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
 	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not e2e"
 
 lint: venv ## Lint the Python code (ruff: pyflakes, pycodestyle, bugbear, bandit, imports; rules in pyproject.toml)
 	$(BIN)/ruff check src tests
