@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import datetime, timezone
 from importlib import resources
@@ -10,8 +11,11 @@ from importlib import resources
 import jsonschema
 from confluent_kafka import Producer
 
-from fraud_detection.alerting.relay import publish_pending
+from fraud_detection.alerting.relay import publish_pending, run_relay, take_relay_lock
+from fraud_detection.settings import load_settings
+from fraud_detection.shutdown import StopFlag
 from fraud_detection.storage import detections, postgres
+from tests.integration import detector_runs as runs
 from tests.integration.kafka_reading import read_topic
 
 SCHEMA = json.loads(resources.files("fraud_detection").joinpath("alert.schema.json").read_text())
@@ -76,3 +80,33 @@ def test_a_crash_before_marking_republishes_the_same_message_and_nothing_else(ka
     messages = [m for _, m, _ in _messages(kafka, topic, expected=3)]
     assert [(m["alert_id"], m["version"]) for m in messages] == [("b1", 1), ("b1", 1), ("b1", 2)]
     assert messages[0] == messages[1]
+
+
+def test_a_second_relay_waits_while_another_publishes(kafka, database_url, caplog):
+    """Only one relay publishes (a replacement pod may start before the old one ends): the other waits, then
+    takes over when the first one's session ends."""
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=1)
+    settings = load_settings(database_url=database_url,
+                             kafka={"bootstrap_servers": kafka.bootstrap_servers, "alerts_topic": topic})
+    with postgres.connection(database_url) as conn:
+        detections.write_batch(conn, "run-1", 0, detections.BatchResult(alerts=[_alert("w1", "c5", 6, 0)]),
+                               datetime.now(timezone.utc))
+    stop = StopFlag()
+    second = threading.Thread(target=run_relay, args=(settings, stop), daemon=True)
+    try:
+        with postgres.connection(database_url) as first:  # the relay already publishing
+            assert take_relay_lock(first)
+            second.start()
+            runs.wait_for(lambda: "event=relay_waiting" in caplog.text, 30, "the second relay to wait")
+            assert _unpublished(database_url) == 1
+        runs.wait_for(lambda: _unpublished(database_url) == 0, 30, "the second relay to take over")
+    finally:
+        stop.set()
+        second.join(30)
+    assert [json.loads(value)["alert_id"] for _, value, _ in read_topic(kafka.bootstrap_servers, topic)] == ["w1"]
+
+
+def _unpublished(database_url: str) -> int:
+    with postgres.connection(database_url) as conn:
+        return postgres.fetch_all(conn, "SELECT count(*) FROM alert_outbox WHERE published_at IS NULL")[0][0]

@@ -3,7 +3,8 @@
 A message goes out only after its alert committed (the sink writes both in one transaction) and is marked
 published only after Kafka acknowledged it. A crash in between publishes the same (alert_id, version)
 again: redelivery, never a new or changed message. The idempotent producer keeps each card's messages in
-order on its partition.
+order on its partition. Only one relay publishes at a time (a PostgreSQL advisory lock): a second one, such
+as a replacement pod started while the old one still runs, waits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 IDLE_WAIT_S = 0.1  # how long an empty outbox waits before looking again: the floor of the relay's latency
+LOCK_RETRY_S = 2.0
+_RELAY_LOCK_ID = 0x46524C59  # any constant; distinct from the migrations' lock
 
 
 class RelayError(RuntimeError):
@@ -52,6 +55,13 @@ def publish_pending(conn, producer: Producer, topic: str, limit: int = BATCH) ->
     return len(rows)
 
 
+def take_relay_lock(conn) -> bool:
+    """Try to become the one publishing relay; the lock lasts as long as ``conn``'s session."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK_ID,))
+        return bool(cur.fetchone()[0])
+
+
 def run_relay(settings: Settings, stop: StopFlag) -> int:
     """Relay until stopped; a Kafka or PostgreSQL failure ends it with an error (the supervisor restarts it)."""
     topic = settings.kafka.alerts_topic
@@ -62,6 +72,13 @@ def run_relay(settings: Settings, stop: StopFlag) -> int:
     log.info("event=relay_started topic=%s", topic)
     published = 0
     try:
+        # Two relays would interleave the outbox and break each card's order: the second waits its turn.
+        waiting = False
+        while not stop and not take_relay_lock(db.get()):
+            if not waiting:
+                log.warning("event=relay_waiting reason=another relay is publishing")
+                waiting = True
+            stop.wait(LOCK_RETRY_S)
         while not stop:
             sent = publish_pending(db.get(), producer, topic)
             published += sent
