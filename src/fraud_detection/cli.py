@@ -14,6 +14,7 @@ from pathlib import Path
 from fraud_detection import __version__
 from fraud_detection.commands import COMMANDS
 from fraud_detection.settings import SettingsError, load_settings
+from fraud_detection.triage.status import Status
 
 log = logging.getLogger("fraud_detection")
 
@@ -67,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_generate, _add_replay, _add_detect, _add_relay, _add_db, _add_evaluate, _add_grafana,
-                _add_check, _add_create_topic, _add_run):
+    for add in (_add_generate, _add_replay, _add_detect, _add_relay, _add_alerts, _add_db, _add_evaluate,
+                _add_grafana, _add_check, _add_create_topic, _add_run):
         add(sub)
     return parser
 
@@ -129,6 +130,32 @@ def _add_relay(sub) -> None:
     sub.add_parser("relay", help="publish committed alerts to the alerts topic (FRAUD_KAFKA__ALERTS_TOPIC)",
                    description="Publish each new or changed alert from the detector's outbox (alert_outbox) to "
                                "the alerts topic, keyed by card, in commit order; SIGTERM stops it cleanly.")
+
+
+def _person(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name someone")
+    return text.strip()
+
+
+def _add_alerts(sub) -> None:
+    alerts = sub.add_parser("alerts", help="triage: list, acknowledge and resolve alerts",
+                            description="Triage the detector's alerts: list them, acknowledge one (someone is on "
+                                        "it) and resolve it. open -> acknowledged -> resolved, or open -> resolved; "
+                                        "each change is recorded with who, when and a note.")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    lst = alerts_sub.add_parser("list", help="live alerts, newest first, as a table",
+                                description="Live (not merged) alerts, newest first: id, card, transactions, "
+                                            "event-time window, status, who set it, age.")
+    lst.add_argument("--status", choices=(*(s.value for s in Status), "all"), default="open",
+                     help="which alerts (default open)")
+    lst.add_argument("--card", metavar="CARD", help="only this card's alerts")
+    lst.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N alerts (default 50)")
+    for action, verb in (("ack", "acknowledge: someone is looking into it"), ("resolve", "resolve: dealt with")):
+        change = alerts_sub.add_parser(action, help=verb, description=f"{verb.capitalize()}.")
+        change.add_argument("alert_id", metavar="ALERT_ID", help="the alert's id, as `alerts list` shows it")
+        change.add_argument("--by", type=_person, metavar="NAME", help="who (default: your OS user name)")
+        change.add_argument("--note", metavar="TEXT", help="why, or what was done")
 
 
 def _add_db(sub) -> None:

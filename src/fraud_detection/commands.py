@@ -89,6 +89,43 @@ def _write_rejects(path: Path, bad) -> None:
         writer.writerows((b.line, b.reason, b.detail) for b in bad)
 
 
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.storage import postgres
+    from fraud_detection.triage import status, store, table
+
+    url = settings.require_database_url()
+    if args.alerts_command == "list":
+        wanted = None if args.status == "all" else status.Status(args.status)
+        with postgres.connection(url) as conn:
+            listed, now = store.list_alerts(conn, wanted, args.card, args.limit)
+        print(table.render(listed, now))
+        return 0
+    name = f"fraud-detection alerts {args.alerts_command}"
+    by = args.by or _os_user()
+    if by is None:
+        print(f"{name}: cannot tell who you are: give --by NAME", file=sys.stderr)
+        return 2
+    to = status.Status.ACKNOWLEDGED if args.alerts_command == "ack" else status.Status.RESOLVED
+    with postgres.connection(url) as conn:
+        try:
+            done = store.change_status(conn, args.alert_id, to, by, args.note)
+        except (store.UnknownAlertError, status.TransitionError) as err:
+            print(f"{name}: {err.args[0]}", file=sys.stderr)
+            return 1
+    print(f"alert {done.alert_id}: {done.from_status.value} -> {done.to_status.value} by {done.changed_by} "
+          f"at {status.moment(done.changed_at)}")
+    return 0
+
+
+def _os_user() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment nor in the password database
+        return None
+
+
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.storage import postgres
 
@@ -168,5 +205,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration, generator=not args.no_generator)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "relay": _relay, "evaluate": _evaluate,
-            "db": _db, "check": _check, "create-topic": _create_topic, "run": _run, "grafana": _grafana}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "relay": _relay, "alerts": _alerts,
+            "evaluate": _evaluate, "db": _db, "check": _check, "create-topic": _create_topic, "run": _run,
+            "grafana": _grafana}

@@ -17,6 +17,8 @@ import pytest
 from fraud_detection.evaluation import quality
 from fraud_detection.ground_truth import Episode
 from fraud_detection.storage import detections, postgres, reports
+from fraud_detection.triage import store
+from fraud_detection.triage.status import Status
 from tests.charts.rendering import CHART
 from tests.integration.grafana_sql import expand
 
@@ -42,7 +44,8 @@ def ms(moment: datetime) -> int:
 
 
 def seed(url: str, now: datetime) -> None:
-    """Three attacks (two caught), a decoy that was alerted, a false alert, rejects, late records, metrics."""
+    """Three attacks (two caught), a decoy that was alerted, a false alert, rejects, late records, metrics;
+    triage: a2 resolved 20 s after it was raised, a3 acknowledged after 5 s then resolved, a1 and a4 open."""
     t0 = now - timedelta(minutes=20)
     def episode(card, kind, first_min, last_min, count):
         return Episode(card, kind, ms(t0) + first_min * MINUTE_MS, ms(t0) + last_min * MINUTE_MS, count)
@@ -64,6 +67,9 @@ def seed(url: str, now: datetime) -> None:
         for batch_id, batch in enumerate(batches):
             detections.write_batch(conn, "run-1", batch_id, batch, now - timedelta(seconds=30 - 10 * batch_id))
             detections.record_duration(conn, "run-1", batch_id, 750.0 + batch_id)
+        for alert_id, to, seconds_ago in (("a2", Status.RESOLVED, 10), ("a3", Status.ACKNOWLEDGED, 15),
+                                          ("a3", Status.RESOLVED, 5)):
+            store.change_status(conn, alert_id, to, "ann", at=now - timedelta(seconds=seconds_ago))
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +158,32 @@ def test_quality_panels_agree_with_evaluate(seeded):
     assert float(stats["Precision"]) == pytest.approx(100 * ev.precision)
     assert stats["Alerts with no injected attack"] == len(ev.false_alerts)
     assert stats["Decoys alerted"] == ev.decoys_alerted
+
+
+def panel_rows(title: str, start: datetime, end: datetime, url: str) -> list[tuple]:
+    dashboard = json.loads(DASHBOARDS[0].read_text())
+    (panel,) = [p for p in panels(dashboard) if p["title"] == title]
+    return result_of(url, expand(panel["targets"][0]["rawSql"], start, end, variables(dashboard)))[1]
+
+
+def test_open_alerts_are_the_backlog_whatever_the_time_range(seeded):
+    """Open alerts: a1 and a4 (a2 and a3 were resolved), oldest first, also when the range shows none of them."""
+    for start, end in (seeded.range, (seeded.now - timedelta(days=2), seeded.now - timedelta(days=1))):
+        assert panel_rows("Open alerts", start, end, seeded.url) == [(2,)]
+        rows = panel_rows("Open alerts (oldest first)", start, end, seeded.url)
+        assert [(alert_id, card) for alert_id, _, card, *_ in rows] == [("a1", "g-1"), ("a4", "x-9")]
+        assert [raised for _, raised, *_ in rows] == [seeded.now - timedelta(seconds=30),
+                                                       seeded.now - timedelta(seconds=20)]
+
+
+def test_time_to_acknowledge_over_the_alerts_taken_in_the_range(seeded):
+    """From commit to taken: a2 resolved straight from open after 20 s, a3 acknowledged after 5 s (its later
+    resolution does not count); a range ending before a2 was taken holds a3 alone."""
+    assert panel_rows("Time to acknowledge", *seeded.range, seeded.url) == [
+        (pytest.approx(12.5), pytest.approx(5 + 0.9 * 15))]
+    before_a2 = seeded.now - timedelta(seconds=12)
+    assert panel_rows("Time to acknowledge", seeded.range[0], before_a2, seeded.url) == [
+        (pytest.approx(5.0), pytest.approx(5.0))]
 
 
 def test_live_view_health_matches_the_seeded_metrics(seeded):

@@ -2,7 +2,8 @@ import pytest
 
 from fraud_detection.storage import postgres
 
-TABLES = {"alerts", "rejected_transactions", "injected_attacks", "pipeline_metrics", "schema_migrations"}
+TABLES = {"alerts", "rejected_transactions", "injected_attacks", "pipeline_metrics", "schema_migrations",
+          "alert_status_history"}
 
 
 def test_migrate_is_idempotent(database_url):
@@ -21,7 +22,8 @@ def test_time_indexes_exist(database_url):
         rows = postgres.fetch_all(conn, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'")
         indexes = {r[0] for r in rows}
     for column in ("alerts USING btree (detected_at)", "injected_attacks USING btree (first_event_time)",
-                   "rejected_transactions USING btree (rejected_at)", "pipeline_metrics USING btree (recorded_at)"):
+                   "rejected_transactions USING btree (rejected_at)", "pipeline_metrics USING btree (recorded_at)",
+                   "alerts USING btree (acknowledged_at)"):
         assert any(column in index for index in indexes), column
 
 

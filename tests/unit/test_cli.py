@@ -6,7 +6,8 @@ import pytest
 from fraud_detection.cli import build_parser, main
 
 SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["evaluate"], ["db"], ["db", "migrate"], ["check"],
-               ["create-topic"], ["run"], ["grafana"]]
+               ["create-topic"], ["run"], ["grafana"], ["alerts"], ["alerts", "list"], ["alerts", "ack"],
+               ["alerts", "resolve"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -21,7 +22,9 @@ def test_every_subcommand_has_help(words, capsys):
 @pytest.mark.parametrize("argv", [
     [], ["nonsense"], ["generate", "--rate", "0"], ["generate", "--rate", "fast"],
     ["generate", "--count", "5", "--duration", "3"], ["replay"], ["replay", "x.csv", "--speed", "-2"],
-    ["generate", "--start-time", "next tuesday"],
+    ["generate", "--start-time", "next tuesday"], ["alerts"], ["alerts", "ack"], ["alerts", "reopen", "a1"],
+    ["alerts", "list", "--status", "closed"], ["alerts", "list", "--limit", "0"],
+    ["alerts", "resolve", "a1", "--by", " "],
 ])
 def test_wrong_arguments_exit_2_with_a_message(argv, capsys):
     """Wrong arguments exit 2 and say what is wrong."""
@@ -42,6 +45,23 @@ def test_missing_database_url_exits_2(capsys):
     """db migrate without FRAUD_DATABASE_URL says what to set."""
     assert main(["db", "migrate"]) == 2
     assert "FRAUD_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_alerts_without_a_database_url_exits_2(capsys):
+    """Triage commands need FRAUD_DATABASE_URL (or a running local stack) and say so."""
+    assert main(["alerts", "ack", "a1", "--by", "ann"]) == 2
+    assert "FRAUD_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_ack_when_the_os_user_is_unknown_asks_for_by(monkeypatch, capsys):
+    """No --by and no OS user name (a bare container): exit 2 asking for --by, before any connection."""
+    def no_user():
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr("getpass.getuser", no_user)
+    monkeypatch.setenv("FRAUD_DATABASE_URL", "postgresql://unreachable.invalid/x")
+    assert main(["alerts", "ack", "a1"]) == 2
+    assert "give --by NAME" in capsys.readouterr().err
 
 
 def test_installed_entry_point_runs():

@@ -133,7 +133,9 @@ def write_batch_retrying(db: LazyConnection, run_id: str, batch_id: int, result:
 
 
 def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[bool, int]]:
-    """Insert new alerts, update grown ones (keeping detected_at); (inserted?, trigger Kafka ms) each."""
+    """Insert new alerts, update grown ones (keeping detected_at); (inserted?, trigger Kafka ms) each.
+
+    The update names the columns it changes: a grown alert keeps its triage status (migration 0007)."""
     if not alerts:
         return []
     rows = execute_values(
