@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_generate, _add_replay, _add_detect, _add_relay, _add_alerts, _add_db, _add_evaluate,
-                _add_grafana, _add_check, _add_create_topic, _add_run):
+    for add in (_add_generate, _add_replay, _add_detect, _add_relay, _add_notify, _add_alerts, _add_db,
+                _add_evaluate, _add_grafana, _add_check, _add_create_topic, _add_run):
         add(sub)
     return parser
 
@@ -130,6 +130,14 @@ def _add_relay(sub) -> None:
     sub.add_parser("relay", help="publish committed alerts to the alerts topic (FRAUD_KAFKA__ALERTS_TOPIC)",
                    description="Publish each new or changed alert from the detector's outbox (alert_outbox) to "
                                "the alerts topic, keyed by card, in commit order; SIGTERM stops it cleanly.")
+
+
+def _add_notify(sub) -> None:
+    sub.add_parser("notify", help="deliver alerts to Slack, a signed webhook and/or SNS (FRAUD_NOTIFY__*)",
+                   description="Deliver each alert version from the alerts topic to every configured destination "
+                               "(FRAUD_NOTIFY__SLACK_WEBHOOK_URL, __WEBHOOK_URL, __SNS_TOPIC_ARN): retried with "
+                               "backoff, rate-limited, recorded in notification_deliveries so a restart resumes "
+                               "without sending again what a destination acknowledged; SIGTERM stops it cleanly.")
 
 
 def _person(text: str) -> str:

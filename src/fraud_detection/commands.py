@@ -30,6 +30,13 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
     return run_relay(settings, StopFlag().install())
 
 
+def _notify(args: argparse.Namespace, settings: Settings) -> int:
+    from fraud_detection.notifications.notifier import run_notify
+    from fraud_detection.shutdown import StopFlag
+
+    return run_notify(settings, StopFlag().install())
+
+
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.generator.generate import generate
     from fraud_detection.shutdown import StopFlag
@@ -205,6 +212,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return run_local(settings, duration_s=args.duration, generator=not args.no_generator)
 
 
-COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "relay": _relay, "alerts": _alerts,
-            "evaluate": _evaluate, "db": _db, "check": _check, "create-topic": _create_topic, "run": _run,
-            "grafana": _grafana}
+COMMANDS = {"generate": _generate, "replay": _replay, "detect": _detect, "relay": _relay, "notify": _notify,
+            "alerts": _alerts, "evaluate": _evaluate, "db": _db, "check": _check, "create-topic": _create_topic,
+            "run": _run, "grafana": _grafana}

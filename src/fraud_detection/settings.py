@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.rules.velocity import DEFAULT_THRESHOLD, DEFAULT_WINDOW_MS
@@ -82,6 +82,53 @@ class GeneratorSettings(BaseModel):
     heartbeat_file: Path | None = Field(None, description="touched while sending; Kubernetes probes read its age")
 
 
+SecretUrl = Annotated[SecretStr, Field(description="an http:// or https:// URL; a secret (it may carry a token)")]
+RuleNames = Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)?$")]
+SnsTopicArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")]
+
+
+class NotifySettings(BaseModel):
+    """``fraud-detection notify``: the alerts topic delivered to Slack, a signed webhook and/or SNS."""
+
+    slack_webhook_url: SecretUrl | None = None
+    webhook_url: SecretUrl | None = None
+    webhook_secret: SecretStr | None = Field(None, min_length=16, description="HMAC-SHA256 key of the webhook")
+    sns_topic_arn: SnsTopicArn | None = None
+    sns_region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$", description="default: the ARN's")
+    sns_endpoint_url: str | None = Field(None, pattern=r"^https?://", description="VPC endpoint or a stand-in")
+    rules: RuleNames = Field("", description="comma-separated rules to deliver; empty = every rule")
+    min_count: int = Field(1, ge=1, description="deliver alert versions with at least this many transactions")
+    slack_min_count: int | None = Field(None, ge=1, description="Slack's own minimum; default min_count")
+    webhook_min_count: int | None = Field(None, ge=1, description="the webhook's own minimum; default min_count")
+    sns_min_count: int | None = Field(None, ge=1, description="SNS's own minimum; default min_count")
+    give_up_after: float = Field(600.0, gt=0, le=7 * 86_400, description="seconds from the first attempt")
+    timeout: float = Field(10.0, gt=0, le=300, description="seconds per request (connect and read)")
+    rate_limit: float = Field(1.0, gt=0, le=10_000, description="requests per second to each destination")
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a destination's new consumer group starts on the alerts topic")
+    grafana_url: str = Field("http://127.0.0.1:3000", pattern=r"^https?://\S+$",
+                             description="Grafana's address as readers of the messages reach it")
+
+    @field_validator("slack_webhook_url", "webhook_url")
+    @classmethod
+    def _http_only(cls, url: SecretStr | None) -> SecretStr | None:
+        # urllib also opens file:// and ftp://; only web hooks are meant.
+        if url is not None and not url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url
+
+    @model_validator(mode="after")
+    def _webhook_is_signed(self) -> NotifySettings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(f"{ENV_PREFIX}NOTIFY__WEBHOOK_SECRET is required with {ENV_PREFIX}NOTIFY__WEBHOOK_URL: "
+                             "receivers verify the X-Fraud-Signature with it (e.g. `openssl rand -hex 32`)")
+        return self
+
+    @property
+    def rule_set(self) -> frozenset[str]:
+        return frozenset(filter(None, self.rules.split(",")))
+
+
 class LocalSettings(BaseModel):
     """The local stack of ``make run`` and the integration tests (no Kubernetes)."""
 
@@ -110,6 +157,7 @@ class Settings(BaseSettings):
     rule: RuleSettings = RuleSettings()
     detector: DetectorSettings = DetectorSettings()
     generator: GeneratorSettings = GeneratorSettings()
+    notify: NotifySettings = NotifySettings()
     local: LocalSettings = LocalSettings()
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -6,7 +6,7 @@ import pytest
 from fraud_detection.cli import build_parser, main
 
 SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["evaluate"], ["db"], ["db", "migrate"], ["check"],
-               ["create-topic"], ["run"], ["grafana"], ["alerts"], ["alerts", "list"], ["alerts", "ack"],
+               ["create-topic"], ["run"], ["grafana"], ["notify"], ["alerts"], ["alerts", "list"], ["alerts", "ack"],
                ["alerts", "resolve"]]
 
 
