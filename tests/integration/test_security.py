@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fraud_detection.local_stack.postgres import LocalPostgres
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
 
@@ -124,9 +125,14 @@ def _tree(pid: int) -> set[int]:
 
 def test_local_kafka_and_postgres_listen_on_loopback_or_a_socket(kafka, pg_server):
     """The broker's listeners are 127.0.0.1; the embedded PostgreSQL has no TCP listener at all."""
-    broker_pids = {p.pid for p in psutil.process_iter(["cmdline"]) if "kafka.Kafka" in (p.info["cmdline"] or [])}
+    def started_by(folder, name: str) -> set[int]:  # this session's, not another checkout's
+        return {p.pid for p in psutil.process_iter(["cmdline"]) if name in (p.info["cmdline"] or [])
+                and str(folder) in " ".join(p.info["cmdline"])}
+
+    broker_pids = started_by(kafka.data_dir, "kafka.Kafka")
     assert broker_pids and _listening(broker_pids) == {"127.0.0.1"}
-    postgres_pids = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"}
+    postmaster = started_by(pg_server.data_dir, "-D")
+    postgres_pids = postmaster | {c.pid for pid in postmaster for c in psutil.Process(pid).children()}
     assert postgres_pids and _listening(postgres_pids) == set()
 
 
@@ -145,3 +151,27 @@ def test_local_detector_listens_on_loopback_only(kafka, topic, stack_env, tmp_pa
         assert detector.wait(60) == 0
     finally:
         runs.kill_group(detector)
+
+
+def test_the_tcp_listener_for_cluster_pods_admits_only_its_role_with_its_password(pg_dir):
+    """serve_tcp (the k3s e2e's PostgreSQL): the role with its password connects and owns the database; a wrong
+    password and every other role (trusted on the Unix socket) are refused."""
+    import psycopg2
+
+    server = LocalPostgres(pg_dir).start()
+    try:
+        password = "a-password-for-this-test-only"
+        url = server.serve_tcp("127.0.0.1", 0, "fraud_app", password)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE owned_by_the_role (x int)")  # migrations need to create tables
+            cur.execute("SELECT current_user")
+            assert cur.fetchone() == ("fraud_app",)
+        conn.close()
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(url.replace(password, "not-the-password-at-all"))
+        with pytest.raises(psycopg2.OperationalError):
+            psycopg2.connect(url.replace(f"fraud_app:{password}", "postgres"))
+        with pytest.raises(ValueError, match="password"):
+            server.serve_tcp("127.0.0.1", 0, "fraud_app", "short")
+    finally:
+        server.stop()

@@ -1,5 +1,6 @@
 """A single-node Apache Kafka broker in KRaft mode, from jars that Maven resolves (no Docker, no download
-script): the same code serves ``make run`` and the integration tests. It listens on 127.0.0.1 only."""
+script): the same code serves ``make run`` and the integration tests. It listens on 127.0.0.1, unless a test
+cluster's pods must reach it (then on that node's bridge address: still this machine only)."""
 
 from __future__ import annotations
 
@@ -66,25 +67,26 @@ def ensure_jars(cache_dir: Path) -> Path:
     return libs
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 class LocalKafka:
     """Start with ``with LocalKafka(...) as kafka:``; ``kafka.bootstrap_servers`` is then reachable."""
 
     def __init__(self, data_dir: Path, cache_dir: Path, port: int = 9092, controller_port: int | None = None,
-                 heap: str = "1g") -> None:
+                 heap: str = "1g", host: str = "127.0.0.1") -> None:
         self.data_dir = Path(data_dir).absolute()
         self.cache_dir = Path(cache_dir).absolute()
+        self.host = host  # the client listener's address; the controller's stays on loopback
         self.port = port
         self.controller_port = controller_port or free_port()
         self.heap = heap
@@ -92,7 +94,7 @@ class LocalKafka:
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -104,8 +106,8 @@ class LocalKafka:
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={self.data_dir / 'log-dirs'}",
@@ -132,9 +134,9 @@ class LocalKafka:
         ]
 
     def start(self) -> LocalKafka:
-        if _port_open(self.port):
+        if _port_open(self.port, self.host):
             raise LocalStackError(
-                f"port {self.port} on 127.0.0.1 is taken: stop what listens there or set FRAUD_LOCAL__KAFKA_PORT"
+                f"port {self.port} on {self.host} is taken: stop what listens there or set FRAUD_LOCAL__KAFKA_PORT"
             )
         libs = ensure_jars(self.cache_dir)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +169,7 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise LocalStackError(f"the Kafka broker exited with {self._process.returncode}; see {self.log_file}")
-            if _port_open(self.port):
+            if _port_open(self.port, self.host):
                 admin = admin or AdminClient({"bootstrap.servers": self.bootstrap_servers})
                 try:
                     admin.list_topics(timeout=2)

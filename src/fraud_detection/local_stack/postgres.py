@@ -1,12 +1,15 @@
 """A real PostgreSQL server for the local stack: the one at ``FRAUD_DATABASE_URL`` when set, otherwise
 an embedded server from the ``pgserver`` wheel with its data in an ignored folder. The embedded server
-listens on a Unix socket only (no TCP port), and is stopped when the process that started it exits."""
+listens on a Unix socket only (no TCP port), and is stopped when the process that started it exits.
+``serve_tcp`` adds a password-protected TCP listener for pods of a test cluster on this machine."""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
+from fraud_detection.local_stack.forward import UnixSocketForwarder
 from fraud_detection.local_stack.kafka import LocalStackError
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,7 @@ class LocalPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir).absolute()
         self._server = None
+        self._forwarder: UnixSocketForwarder | None = None
 
     def start(self) -> LocalPostgres:
         try:
@@ -49,7 +53,31 @@ class LocalPostgres:
             raise LocalStackError("the embedded PostgreSQL is not started")
         return self._server.get_uri(DATABASE)
 
+    def serve_tcp(self, host: str, port: int, role: str, password: str) -> str:
+        """Listen on ``host:port`` for ``role`` only, with ``password`` (SCRAM); returns that role's URL.
+
+        The TCP connections arrive on the Unix socket (see forward.py), which lets only ``role`` through; a
+        pg_hba line ahead of pgserver's trust asks that role for its password."""
+        if not role.isidentifier() or not re.fullmatch(r"[A-Za-z0-9_-]{16,}", password):
+            raise ValueError("role must be a plain identifier and password 16+ characters of [A-Za-z0-9_-]")
+        # psql takes no parameters: both are checked above to hold no quotes.
+        self._server.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+                          f"CREATE ROLE {role} LOGIN; END IF; END $$;")
+        self._server.psql(f"ALTER ROLE {role} PASSWORD '{password}'; ALTER DATABASE {DATABASE} OWNER TO {role};")
+        hba = self.data_dir / "pg_hba.conf"
+        rule = f"local {DATABASE} {role} scram-sha-256\n"
+        if not hba.read_text().startswith(rule):
+            hba.write_text(rule + hba.read_text())
+        self._server.psql("SELECT pg_reload_conf();")
+        info = self._server.get_postmaster_info()
+        self._forwarder = UnixSocketForwarder(host, port, info.socket_dir / f".s.PGSQL.{info.port}", role).start()
+        log.info("event=postgres_tcp host=%s port=%d role=%s", host, self._forwarder.port, role)
+        return f"postgresql://{role}:{password}@{host}:{self._forwarder.port}/{DATABASE}"
+
     def stop(self) -> None:
+        if self._forwarder is not None:
+            self._forwarder.stop()
+            self._forwarder = None
         if self._server is not None:
             self._server.cleanup()
             self._server = None
