@@ -21,7 +21,8 @@ CRD_SCHEMAS = Path(__file__).resolve().parent / "crd-schemas"
 TOOLS = ROOT / ".cache" / "tools" / "bin"
 KUBERNETES_VERSION = "1.34.0"
 # The values files users install with; tests render each.
-VALUES_FILES = {"default": [], "kind": [CHART / "values-kind.yaml"], "aws": [CHART / "values-aws.yaml"]}
+VALUES_FILES = {"default": [], "kind": [CHART / "values-kind.yaml"], "aws": [CHART / "values-aws.yaml"],
+               "k3s": [CHART / "values-k3s.yaml"]}
 
 
 def tool(name: str) -> str:
@@ -102,6 +103,8 @@ def env_values(container: dict, secret) -> dict[str, str]:
     for entry in container.get("env", []):
         if "value" in entry:
             env[entry["name"]] = entry["value"]
+        elif "fieldRef" in entry["valueFrom"]:  # the pod's own name or address, from the downward API
+            env[entry["name"]] = entry["valueFrom"]["fieldRef"]["fieldPath"]
         else:
             ref = entry["valueFrom"]["secretKeyRef"]
             env[entry["name"]] = secret(ref["name"], ref["key"])
@@ -118,7 +121,13 @@ def pod_specs(doc: dict) -> list[dict]:
     if kind == "SparkApplication":
         return [doc["spec"][role]["template"]["spec"] for role in ("driver", "executor")
                 if "template" in doc["spec"][role]]
+    if kind == "ConfigMap" and "executor.yaml" in doc.get("data", {}):  # the driver Deployment's executor template
+        return [executor_template(doc)["spec"]]
     return []
+
+
+def executor_template(config_map: dict) -> dict:
+    return yaml.safe_load(config_map["data"]["executor.yaml"])
 
 
 def containers(docs) -> list[Container]:
@@ -144,6 +153,8 @@ def pod_labels(docs) -> dict[str, dict]:
             found = doc["spec"]["deployment"]["spec"]["template"]["metadata"]["labels"]
         elif doc["kind"] == "Pod":
             found = doc["metadata"]["labels"]
+        elif doc["kind"] == "ConfigMap" and "executor.yaml" in doc.get("data", {}):
+            found = executor_template(doc)["metadata"]["labels"]
         else:
             continue
         labels[found["app.kubernetes.io/component"]] = found

@@ -54,8 +54,11 @@ def test_checkpoint_access_modes_let_driver_and_executors_mount_it():
 def test_driver_role_grants_what_spark_needs(name):
     """The detector's ServiceAccount may do every verb Spark's driver uses on pods, services, configmaps and PVCs."""
     docs = render_named(name)
-    app = one(docs, "SparkApplication")["spec"]
-    account = app["driver"]["serviceAccount"]
+    apps = [d for d in docs if d["kind"] == "SparkApplication"]
+    if apps:
+        account = apps[0]["spec"]["driver"]["serviceAccount"]
+    else:  # runner: driverDeployment
+        account = one(docs, "Deployment", "-detector-driver")["spec"]["template"]["spec"]["serviceAccountName"]
     binding = one(docs, "RoleBinding")
     assert {(s["kind"], s["name"]) for s in binding["subjects"]} == {("ServiceAccount", account)}
     role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == binding["roleRef"]["name"])

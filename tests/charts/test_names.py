@@ -30,6 +30,7 @@ DERIVED = {
                          (f"{{}}-{'f' * 16}-exec-{SPARK_EXEC_ID}", DNS_SUBDOMAIN)],
     "Grafana": [("{}", DNS_LABEL), ("{}-deployment", DNS_LABEL), ("{}-service", DNS_LABEL)],
     "Pod": [("{}", DNS_LABEL)],
+    "Service": [("{}", DNS_LABEL)],
 }
 
 
@@ -57,12 +58,14 @@ def derived_names(docs) -> list[tuple[str, int]]:
     return names
 
 
+@pytest.mark.parametrize("runner", ["sparkApplication", "driverDeployment"])
 @pytest.mark.parametrize("release", ["payments-fraud-stage", "r" * 53], ids=["20-characters", "helm-maximum-53"])
-def test_every_derived_name_fits_its_limit(release):
+def test_every_derived_name_fits_its_limit(release, runner):
     """For a 20-character and a 53-character release at the largest replica counts, no name outgrows its limit."""
     caps = {"kafka.replicas": KAFKA_MAX, "postgres.instances": largest("postgres", "instances")}
     assert None not in caps.values(), f"values.schema.json must cap {caps}"
-    names = derived_names(render(sets={key: str(cap) for key, cap in caps.items()}, release=release))
+    sets = {key: str(cap) for key, cap in caps.items()} | {"detector.runner": runner}
+    names = derived_names(render(sets=sets, release=release))
     assert len(names) > 40
     too_long = [f"{name} ({len(name)} > {limit})" for name, limit in names if len(name) > limit]
     assert too_long == []

@@ -152,3 +152,40 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* The detector's settings, for the SparkApplication's driver and the driver Deployment alike. */}}
+{{- define "fd.detectorEnv" -}}
+{{- $d := .Values.detector }}
+{{- include "fd.commonEnv" . }}
+{{ include "fd.secretEnv" (list . true) | trim }}
+- name: FRAUD_DETECTOR__STARTING_OFFSETS
+  value: {{ $d.startingOffsets | quote }}
+- name: FRAUD_DETECTOR__TRIGGER_INTERVAL
+  value: {{ $d.triggerIntervalSeconds | quote }}
+- name: FRAUD_DETECTOR__ALLOWED_LATENESS
+  value: {{ $d.allowedLatenessSeconds | quote }}
+{{- if $d.maxOffsetsPerTrigger }}
+- name: FRAUD_DETECTOR__MAX_OFFSETS_PER_TRIGGER
+  value: {{ $d.maxOffsetsPerTrigger | int64 | quote }}
+{{- end }}
+- name: FRAUD_DETECTOR__SHUFFLE_PARTITIONS
+  value: {{ $d.shufflePartitions | quote }}
+- name: FRAUD_DETECTOR__STATE_STORE
+  value: {{ $d.stateStore | quote }}
+{{- end }}
+
+{{/* A ReadWriteOnce checkpoint attaches to one node at a time: the driver's, which mounts it first; executors are
+kept there. */}}
+{{- define "fd.executorAffinity" -}}
+{{- $d := .Values.detector }}
+{{- if and (not $d.checkpoint.uri) (eq $d.checkpoint.accessMode "ReadWriteOnce") -}}
+affinity:
+  podAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "fd.componentSelector" (list . "detector") | nindent 12 }}
+            spark-role: driver  # Spark's label on the driver pod; the driver Deployment's pod carries it too
+{{- end }}
+{{- end }}
