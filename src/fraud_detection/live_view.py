@@ -34,8 +34,16 @@ def waiting_lines(progress: reports.DetectorProgress, generator: dict | None, th
     return lines
 
 
+def delivery_line(found: list[reports.Deliveries]) -> str:
+    """`notify`'s outcomes per destination, when it runs."""
+    return "notifications: " + "   ".join(
+        f"{d.destination} {d.delivered:,} delivered, {d.pending} pending, {d.failed} failed"
+        f" (p50 {_seconds(d.latency_p50_s).strip()}, p99 {_seconds(d.latency_p99_s).strip()})" for d in found)
+
+
 def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: reports.Health,
-           waiting: list[str] = (), log_dir: Path = Path(".local/logs")) -> str:
+           waiting: list[str] = (), log_dir: Path = Path(".local/logs"),
+           deliveries: list[reports.Deliveries] = ()) -> str:
     """The whole screen as text."""
     lines = [
         f"fraud-detection: live velocity alerts (Ctrl-C stops everything; logs in {log_dir})",
@@ -45,24 +53,28 @@ def render(recent: list[reports.RecentAlert], totals: reports.Totals, health: re
         f"attacks injected {totals.attacks:>6,}   detected {totals.attacks_detected:>6,}   "
         f"decoys {totals.decoys:>6,}   decoys alerted {totals.decoys_alerted:>4,}   "
         f"alerts {totals.alerts:>6,}   rejected records {totals.rejected:>6,}",
+        *([delivery_line(deliveries)] if deliveries else []),
         "",
-        f"{'card':<22} {'txns':>5}  {'window (UTC event time)':<25} {'latency':>9}",
+        f"{'card':<22} {'txns':>5}  {'window (UTC event time)':<25} {'latency':>9}"
+        + ("  sent to" if deliveries else ""),
     ]
     for a in recent:
         window = f"{a.first_event_time:%H:%M:%S} - {a.last_event_time:%H:%M:%S}"
         latency = "-" if a.latency_ms is None else f"{a.latency_ms / 1000:.2f} s"
-        lines.append(f"{a.card_id:<22} {a.txn_count:>5}  {window:<25} {latency:>9}")
+        sent = f"  {a.delivered_to or '-'}" if deliveries else ""
+        lines.append(f"{a.card_id:<22} {a.txn_count:>5}  {window:<25} {latency:>9}{sent}")
     if not recent:
         lines.extend(waiting)
     return "\n".join(lines)
 
 
-def summary_line(totals: reports.Totals, health: reports.Health) -> str:
+def summary_line(totals: reports.Totals, health: reports.Health, deliveries: list[reports.Deliveries] = ()) -> str:
+    sent = "".join(f" {d.destination}_delivered={d.delivered} {d.destination}_failed={d.failed}" for d in deliveries)
     return (f"event=live rate={health.rate_per_s:.0f} latency_p50_s={_seconds(health.latency_p50_s).strip()} "
             f"latency_p99_s={_seconds(health.latency_p99_s).strip()} "
             f"recall={_percent(totals.recall).replace(' ', '')} "
             f"attacks={totals.attacks} detected={totals.attacks_detected} decoys={totals.decoys} "
-            f"decoys_alerted={totals.decoys_alerted} alerts={totals.alerts} rejected={totals.rejected}")
+            f"decoys_alerted={totals.decoys_alerted} alerts={totals.alerts} rejected={totals.rejected}{sent}")
 
 
 def _seconds(value: float | None) -> str:
@@ -95,15 +107,15 @@ class LiveView:
             return
         try:
             conn = self._db.get()
-            totals, health = reports.totals(conn), reports.health(conn)
+            totals, health, sent = reports.totals(conn), reports.health(conn), reports.deliveries(conn)
             if not self.on_terminal:
-                self._display.show(summary_line(totals, health))
+                self._display.show(summary_line(totals, health, sent))
                 return
             recent = reports.newest_alerts(conn)
             waiting = [] if recent else waiting_lines(
                 reports.detector_progress(conn),
                 read_status(self._generator_status) if self._generator_status else None, self._threshold)
-            self._display.show(render(recent, totals, health, waiting, self._log_dir))
+            self._display.show(render(recent, totals, health, waiting, self._log_dir, sent))
         except Exception as err:  # noqa: BLE001 (the view is best effort)
             log.debug("event=live_view_skipped error=%s", err)
             self._db.reset()

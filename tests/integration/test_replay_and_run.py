@@ -12,9 +12,11 @@ import time
 import psutil
 
 from fraud_detection.local_stack.kafka import free_port
+from fraud_detection.notifications.messages import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from fraud_detection.storage import postgres, reports
 from tests.integration.conftest import CACHE_DIR
 from tests.integration.kafka_reading import read_topic
+from tests.integration.receivers import Receiver
 
 CLI = [sys.executable, "-m", "fraud_detection.cli"]
 
@@ -115,17 +117,27 @@ def test_the_readme_recipe_from_a_csv_to_an_evaluation_report(tmp_path):
     assert not (tmp_path / "local" / "database.url").exists(), "the URL file goes with the stack"
 
 
+WEBHOOK_SECRET = "a-webhook-secret-for-this-test"
+
+
+def webhook_versions(receiver: Receiver) -> set[tuple[str, int]]:
+    return {(m["alert_id"], m["version"]) for m in (json.loads(r.body) for r in receiver.snapshot())}
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_path, database_url):
-    """`fraud-detection run` (make run): generator -> Kafka -> Spark detector -> PostgreSQL, then SIGINT ends it all."""
+    """`fraud-detection run` (make run): generator -> Kafka -> Spark detector -> PostgreSQL -> alerts topic -> a
+    webhook, then SIGINT ends it all. Every committed alert version reaches the webhook once, signed."""
     port = free_port()
+    receiver = Receiver().__enter__()
     env = {**os.environ, "FRAUD_LOCAL__DIR": str(tmp_path / "local"), "FRAUD_LOCAL__KAFKA_PORT": str(port),
            "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DATABASE_URL": database_url,
-           "FRAUD_GENERATOR__SEED": "5"}
+           "FRAUD_GENERATOR__SEED": "5", "FRAUD_NOTIFY__WEBHOOK_URL": receiver.url,
+           "FRAUD_NOTIFY__WEBHOOK_SECRET": WEBHOOK_SECRET, "FRAUD_NOTIFY__RATE_LIMIT": "100"}
     process = subprocess.Popen([*CLI, "run", "--rate", "2000", "--clock-speed", "20"], env=env,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     output: list[str] = []
@@ -153,10 +165,20 @@ def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_p
                 break
             time.sleep(1)
         assert committed and committed <= published, committed - published
+        deadline = time.monotonic() + 60
+        while not committed <= (received := webhook_versions(receiver)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert committed <= received, committed - received
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=120)
         reader.join(10)
+        receiver.__exit__()
+    keys = receiver.idempotency_keys()
+    assert len(keys) == len(set(keys)), "a version went twice in a run without a crash"
+    assert all(verify_signature(WEBHOOK_SECRET.encode(), r.headers[TIMESTAMP_HEADER], r.body,
+                                r.headers[SIGNATURE_HEADER], time.time(), tolerance_s=3600)
+               for r in receiver.snapshot())
     log = "".join(output)
     assert process.returncode == 0, log[-3000:]
     with postgres.connection(database_url) as conn:

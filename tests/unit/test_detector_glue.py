@@ -19,7 +19,7 @@ from fraud_detection.detector.velocity_state import (
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.live_view import render, summary_line
 from fraud_detection.settings import SettingsError, load_settings
-from fraud_detection.storage.reports import Health, RecentAlert, Totals
+from fraud_detection.storage.reports import Deliveries, Health, RecentAlert, Totals
 
 OPERATOR_SOURCES = OPERATOR_PROJECT / "src/main/java/io/github/frauddetection/velocity"
 
@@ -107,3 +107,18 @@ def test_live_view_shows_totals_and_newest_alerts():
                                             "alerts=3 rejected=1")
     idle = summary_line(Totals(0, 0, 0, 0, 0, 0), Health(0.0, None, None))
     assert "latency_p50_s=- " in idle and "recall=n/a" in idle
+
+
+def test_live_view_shows_what_notify_delivered_when_it_runs():
+    """With `notify` running, each alert lists the destinations that acknowledged it, and a line sums them up."""
+    t = datetime(2026, 11, 28, 14, 7, tzinfo=timezone.utc)
+    totals = Totals(attacks=2, attacks_detected=2, decoys=0, decoys_alerted=0, alerts=2, rejected=0)
+    health = Health(rate_per_s=100.0, latency_p50_s=0.5, latency_p99_s=0.9)
+    alerts = [RecentAlert("card-1", 6, t, t, 400.0, "webhook"), RecentAlert("card-2", 6, t, t, 500.0, "")]
+    sent = [Deliveries("webhook", delivered=5, pending=1, failed=0, latency_p50_s=0.21, latency_p99_s=0.4)]
+    screen = render(alerts, totals, health, deliveries=sent).splitlines()
+    assert "notifications: webhook 5 delivered, 1 pending, 0 failed (p50 0.21s, p99 0.40s)" in screen
+    assert screen[screen.index(next(line for line in screen if line.startswith("card "))) + 1].endswith("  webhook")
+    assert any(line.startswith("card-2") and line.endswith("  -") for line in screen)
+    assert "sent to" not in render(alerts, totals, health)
+    assert summary_line(totals, health, sent).endswith(" webhook_delivered=5 webhook_failed=0")

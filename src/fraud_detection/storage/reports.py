@@ -19,6 +19,7 @@ class RecentAlert:
     first_event_time: datetime
     last_event_time: datetime
     latency_ms: float | None
+    delivered_to: str = ""  # destinations that acknowledged the alert's current version (`notify`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +94,42 @@ def newest_alerts(conn, limit: int = 8) -> list[RecentAlert]:
     with conn, conn.cursor() as cur:
         cur.execute(
             "SELECT card_id, txn_count, first_event_time, last_event_time,"
-            " extract(epoch FROM detected_at - trigger_kafka_timestamp) * 1000"
-            " FROM alerts WHERE merged_into IS NULL ORDER BY detected_at DESC, alert_id LIMIT %s",
+            " extract(epoch FROM detected_at - trigger_kafka_timestamp) * 1000,"
+            " coalesce((SELECT string_agg(d.destination, ',' ORDER BY d.destination) FROM notification_deliveries d"
+            "  WHERE d.alert_id = a.alert_id AND d.version = a.version AND d.status = 'delivered'), '')"
+            " FROM alerts a WHERE merged_into IS NULL ORDER BY detected_at DESC, alert_id LIMIT %s",
             (limit,),
         )
         return [RecentAlert(*row) for row in cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    """One destination's alert versions by outcome, and receipt latency (alert commit to acknowledgement)."""
+
+    destination: str
+    delivered: int
+    pending: int
+    failed: int
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+
+
+def deliveries(conn) -> list[Deliveries]:
+    """Per destination of `notify`; latency over the last 5 minutes of deliveries."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.destination, count(*) FILTER (WHERE d.status = 'delivered'),"
+            " count(*) FILTER (WHERE d.status = 'pending'), count(*) FILTER (WHERE d.status = 'failed'),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - o.created_at))"
+            "  FILTER (WHERE d.delivered_at > now() - interval '5 minutes'),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - o.created_at))"
+            "  FILTER (WHERE d.delivered_at > now() - interval '5 minutes')"
+            " FROM notification_deliveries d"
+            " LEFT JOIN alert_outbox o ON o.alert_id = d.alert_id AND o.version = d.version"
+            " GROUP BY d.destination ORDER BY d.destination"
+        )
+        return [Deliveries(*row) for row in cur.fetchall()]
 
 
 def evaluation_rows(conn, since: datetime | None = None, until: datetime | None = None,
