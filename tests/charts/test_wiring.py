@@ -52,7 +52,9 @@ def app_containers(docs):
 
 def resolved_env(container) -> dict[str, str]:
     """The container's env with Secret references replaced by stand-ins of the right shape."""
-    stand_ins = {"uri": "postgresql://user:pw@db:5432/fraud", "username": "user", "password": "pw"}
+    stand_ins = {"uri": "postgresql://user:pw@db:5432/fraud", "username": "user", "password": "pw",
+                 "slackWebhookUrl": "https://hooks.slack.example/x", "webhookUrl": "https://hooks.example/fraud",
+                 "webhookSecret": "a-signing-secret-of-32-characters"}
     return env_values(container.spec, lambda _name, key: stand_ins.get(key, "secret"))
 
 
@@ -225,6 +227,7 @@ def test_images_match_skaffold():
     ({}, {"generator", "relay"}),
     ({"generator.recordGroundTruth": "false"}, {"relay"}),
     ({"relay.enabled": "false"}, {"generator"}),
+    ({"notify.enabled": "true", "notify.secretName": "hooks"}, {"generator", "relay", "notify"}),
 ])
 def test_postgres_reachable_only_from_its_clients(sets, optional):
     """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests, the relay
@@ -239,11 +242,11 @@ def test_postgres_reachable_only_from_its_clients(sets, optional):
 
 def test_kafka_listener_admits_only_its_clients():
     """Strimzi's listener peers match the generator's, detector's and relay's pods (and helm tests), nothing else."""
-    docs = render_named("default")
+    docs = render(sets={"notify.enabled": "true", "notify.secretName": "hooks"})
     peers = one(docs, "Kafka")["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
     labels = pod_labels(docs)
     admitted = {c for c, found in labels.items() if any(selects(p["podSelector"], found) for p in peers)}
-    assert admitted == {"generator", "detector", "relay", "helm-test"}
+    assert admitted == {"generator", "detector", "relay", "notify", "helm-test"}
 
 
 def test_operator_pins_match_the_schemas_we_validate_against():
@@ -261,7 +264,7 @@ def test_operator_pins_match_the_schemas_we_validate_against():
 @pytest.mark.parametrize("name", sorted(VALUES_FILES))
 def test_pods_run_as_non_root(name):
     """Every pod the chart defines runs as a non-root user with privilege escalation off; the app's Deployments'
-    containers (generator, relay) also have a read-only root filesystem and no capabilities. (Spark's pods, the
+    containers (generator, relay, notify) also have a read-only root filesystem and no capabilities. (Spark's pods, the
     driver Deployment's included, write their work folders in the image, as Spark's own image expects.)"""
     docs = render_named(name)
     for doc in docs:
@@ -271,7 +274,7 @@ def test_pods_run_as_non_root(name):
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False, container["name"]
     deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]["spec"]
                    for d in docs if d["kind"] == "Deployment"}
-    assert set(deployments) - {"detector"} == {"generator", "relay"}
+    assert set(deployments) - {"detector", "notify"} == {"generator", "relay"}
     deployments.pop("detector", None)
     for component, pod in deployments.items():
         assert pod["securityContext"]["runAsUser"] > 0, component

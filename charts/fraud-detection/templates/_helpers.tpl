@@ -57,6 +57,12 @@ unique among the releases in one namespace. */}}
 {{- define "fd.kafkaPoolName" -}}nodes-{{ include "fd.fullname" . | sha256sum | trunc 6 }}{{- end }}
 {{- define "fd.pgName" -}}{{ include "fd.fullname" . }}-pg{{- end }}
 {{- define "fd.grafanaName" -}}{{ include "fd.fullname" . }}-grafana{{- end }}
+
+{{/* Grafana's public URL: grafana.ingress.rootUrl, else http(s)://<host>/ (https when the Ingress has TLS). */}}
+{{- define "fd.grafanaUrl" -}}
+{{- $scheme := ternary "https" "http" (not (empty .Values.grafana.ingress.tlsSecret)) }}
+{{- default (printf "%s://%s/" $scheme .Values.grafana.ingress.host) .Values.grafana.ingress.rootUrl }}
+{{- end }}
 {{- define "fd.detectorName" -}}{{ include "fd.fullname" . }}-detector{{- end }}
 
 {{/* Strimzi names the bootstrap Service <cluster>-kafka-bootstrap; the plain listener is on 9092. */}}
