@@ -22,7 +22,7 @@ K3S          := bash k8s/k3s/cluster.sh
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-detector operator \
+.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
 
 help: ## Show this help
@@ -74,6 +74,9 @@ bench-replay: venv ## Measure CSV replay (parse + send) of 300k gzip rows into t
 bench-first-alert: venv ## make run from a fresh local folder, five times: seconds from the live view to the first alert
 	$(BIN)/python -m tests.benchmarks.bench_first_alert
 
+bench-notify: venv ## make run at 5,000 tx/s with a local webhook: alert commit to the webhook's receipt, p50/p99
+	$(BIN)/python -m tests.benchmarks.bench_notify
+
 bench-detector: venv ## Detector vs the naive tumbling query (throughput, recall) and live alert latency
 	$(BIN)/python -m tests.benchmarks.bench_detector
 
@@ -81,7 +84,7 @@ bench-load: venv ## Offered loads 1k/5k/20k/50k tx/s: throughput, latency, memor
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.benchmarks.bench_load --plot docs/benchmarks/latency-vs-load.png
 
-bench: bench-generator bench-replay bench-first-alert bench-detector bench-load ## All benchmarks (see BENCHMARKS.md)
+bench: bench-generator bench-replay bench-first-alert bench-detector bench-load bench-notify ## All benchmarks (see BENCHMARKS.md)
 
 operator: venv ## Build the detector's operator jar and its Kafka connector jars into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import build_operator; print(build_operator(Path(".cache")))'
