@@ -1,7 +1,10 @@
 """The cluster for the end-to-end tests: kind where Docker is, k3s (k8s/k3s) where it is not; the same tests.
 
-Only two things differ between them, and both live here: how the cluster is created and how the images get
-into it. FRAUD_E2E_CLUSTER picks one:
+What differs between them lives here: how the cluster is created, how the images get into it, and where
+Kafka and PostgreSQL come from. On kind the chart runs over the operators (values-kind.yaml); on k3s, whose
+operator images cannot be had here, over this machine's own broker and PostgreSQL on the node's bridge
+address as external services, with a webhook receiver for the notifier (values-k3s.yaml). FRAUD_E2E_CLUSTER
+picks one:
 - `kind`: a new kind cluster (pytest-kind), images built with Docker and loaded with `kind load`. Needs Docker.
 - `k3s`: `bash k8s/k3s/cluster.sh up` (a no-op when it runs already), images built with podman and imported
   with `cluster.sh images`. Needs root.
@@ -14,18 +17,26 @@ the suite.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
+from fraud_detection.local_stack.kafka import LocalKafka
+from fraud_detection.local_stack.postgres import LocalPostgres
 from tests.charts.rendering import CHART, ROOT, tool
+from tests.integration.receivers import Receiver
 
 NAMESPACE = "fraud-detection"
 RELEASE = "fraud"
@@ -35,6 +46,9 @@ CLUSTER_ENV = "FRAUD_E2E_CLUSTER"
 K3S_SCRIPT = ROOT / "k8s" / "k3s" / "cluster.sh"
 K3S_KUBECONFIG = ROOT / ".local" / "k3s" / "kubeconfig"
 KUBECTL = Path(sys.executable).parent / "kubectl"
+K3S_DB_SECRET = "fraud-external-db"  # = postgres.external.secretName in values-k3s.yaml
+K3S_NOTIFY_SECRET = "fraud-notify"  # = notify.secretName in values-k3s.yaml
+WEBHOOK_SECRET = secrets.token_urlsafe(24)  # the notifier signs with it, the test verifies with it
 
 
 def pytest_collection_modifyitems(items):
@@ -105,10 +119,27 @@ class Cluster:
     def helm(self, *argv: str, **kw) -> str:
         return self.run(tool("helm"), *argv, **{"timeout": 900, **kw})
 
+    database_url: str | None = None  # the app database from this machine, when it runs here (k3s)
+
     def sql(self, query: str) -> str:
-        """A query in the app database, through psql inside the primary CNPG pod."""
-        return self.kubectl("exec", f"{RELEASE}-fraud-detection-pg-1", "-c", "postgres", "--",
-                            "psql", "-d", "fraud", "-tAc", query, timeout=60).strip()
+        """A query in the app database: psql inside the primary CNPG pod, or the node's PostgreSQL on k3s."""
+        if self.database_url is None:
+            return self.kubectl("exec", f"{RELEASE}-fraud-detection-pg-1", "-c", "postgres", "--",
+                                "psql", "-d", "fraud", "-tAc", query, timeout=60).strip()
+        import psycopg2
+
+        with psycopg2.connect(self.database_url) as conn, conn.cursor() as cur:
+            cur.execute(query)
+            rows = cur.fetchall() if cur.description else []
+        conn.close()
+        return "\n".join("|".join("" if v is None else str(v) for v in row) for row in rows)
+
+    def kubectl_apply(self, manifest: dict, namespace: str = NAMESPACE) -> None:
+        """Apply a manifest given on standard input (a Secret's data never shows in a process list)."""
+        result = subprocess.run([str(KUBECTL), "-n", namespace, "apply", "-f", "-"], input=json.dumps(manifest),
+                                env=self.env, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise AssertionError(f"kubectl apply failed: {result.stderr[-2000:]}")
 
 
 @dataclass
@@ -174,20 +205,97 @@ def images(e2e_cluster) -> dict[str, str]:
     return {role: f"{image}:{tag}" for role, image in IMAGES.items()}
 
 
+def image_values(images: dict[str, str]) -> list[str]:
+    return ["--set", f"images.generator.tag={images['generator'].split(':')[-1]}",
+            "--set", f"images.detector.tag={images['detector'].split(':')[-1]}"]
+
+
+@dataclass
+class NodeServices:
+    """Kafka and PostgreSQL on the k3s node's bridge address: the chart's *external* services there."""
+
+    kafka: LocalKafka
+    postgres: LocalPostgres
+    pod_database_url: str  # the password-protected TCP listener the pods use
+    webhook: Receiver  # the notifier's destination
+
+    def create_secrets(self, cluster: Cluster, namespace: str) -> None:
+        cluster.run(str(KUBECTL), "create", "namespace", namespace, check=False)
+        for name, data in ((K3S_DB_SECRET, {"uri": self.pod_database_url}),
+                           (K3S_NOTIFY_SECRET, {"webhookUrl": self.webhook.url, "webhookSecret": WEBHOOK_SECRET})):
+            cluster.kubectl_apply({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name},
+                                   "stringData": data}, namespace=namespace)
+
+
+def k3s_addresses() -> tuple[str, int, int, int]:
+    """(host, Kafka, PostgreSQL and webhook ports) from values-k3s.yaml, the one place that names them."""
+    values = yaml.safe_load((CHART / "values-k3s.yaml").read_text())
+    host, kafka_port = values["kafka"]["external"]["bootstrapServers"].rsplit(":", 1)
+    return host, int(kafka_port), int(values["postgres"]["external"]["port"]), values["notify"]["destinationPorts"][0]
+
+
+def check_bridge(host: str) -> None:
+    """k3s's pod bridge (cni0) holds ``host``: pods reach it; nothing outside this machine does."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "cni0"], capture_output=True, text=True).stdout
+    if f" {host}/" not in out:
+        pytest.fail(f"cni0 does not hold {host} (values-k3s.yaml): is k3s up? ({out.strip() or 'no cni0'})",
+                    pytrace=False)
+
+
+@contextmanager
+def node_services(work: Path) -> Iterator[NodeServices]:
+    host, kafka_port, pg_port, webhook_port = k3s_addresses()
+    check_bridge(host)
+    with LocalKafka(work / "kafka", ROOT / ".cache", port=kafka_port, host=host, heap="512m") as kafka, \
+            LocalPostgres(work / "postgres") as postgres, Receiver(host=host, port=webhook_port) as webhook:
+        for topic, partitions in (("transactions", 4), ("alerts", 2)):  # values-k3s.yaml's partitions
+            kafka.create_topic(topic, partitions)
+        url = postgres.serve_tcp(host, pg_port, "fraud_app", secrets.token_urlsafe(24))
+        yield NodeServices(kafka, postgres, url, webhook)
+
+
 @pytest.fixture(scope="session")
-def cluster(e2e_cluster, images):
-    """The chart on the operators, with the e2e images: what the pipeline tests run against."""
+def services(e2e_cluster) -> Iterator[NodeServices | None]:
+    """On k3s: Kafka and PostgreSQL on the node (no operators here); None on kind (the operators run them)."""
+    if e2e_cluster.cluster.kind != "k3s":
+        yield None
+        return
+    # pgserver opens its data folder's parents to its own user: kept outside pytest's temp root, which other
+    # pytest sessions close again.
+    work = Path(tempfile.mkdtemp(prefix="fraud-e2e-", dir="/var/tmp"))
+    try:
+        with node_services(work) as found:
+            yield found
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def install(c: Cluster, images: dict[str, str], services: NodeServices | None, release: str = RELEASE,
+            namespace: str = NAMESPACE, extra: tuple[str, ...] = ()) -> None:
+    """The chart with the e2e images: on kind over the operators, on k3s over the node's services."""
+    if services is None:
+        values = ["-f", str(CHART / "values-kind.yaml")]
+    else:
+        services.create_secrets(c, namespace)
+        values = ["-f", str(CHART / "values-k3s.yaml")]
+    c.helm("upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", *values,
+           *image_values(images), *extra, "--wait", "--timeout", "15m", timeout=1200)
+
+
+@pytest.fixture(scope="session")
+def cluster(e2e_cluster, images, services):
+    """The chart running the whole pipeline, with the e2e images: what the pipeline tests run against."""
     c = e2e_cluster.cluster
-    if c.kind == "k3s":
-        pytest.skip("the pipeline tests need the Strimzi, Spark and CloudNativePG operators and the Grafana Operator, "
-                    "whose images and charts cannot be fetched on the k3s cluster here (no image registry); they run "
-                    "on kind, and on k3s once the chart can use an external Kafka and PostgreSQL")
-    c.run("bash", "k8s/operators.sh", "--ingress", timeout=1800)
-    c.helm("upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(CHART / "values-kind.yaml"),
-           "--set", f"images.generator.tag={images['generator'].split(':')[-1]}",
-           "--set", f"images.detector.tag={images['detector'].split(':')[-1]}",
-           "--wait", "--timeout", "15m", timeout=1200)
-    return c
+    if services is None:
+        c.run("bash", "k8s/operators.sh", "--ingress", timeout=1800)
+    else:
+        c.database_url = services.postgres.url
+        # The node's services are new on every run: so is the namespace, or a kept checkpoint PVC would hold
+        # another broker's offsets.
+        c.run(str(KUBECTL), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait", "--timeout=5m")
+    install(c, images, services)
+    yield c
+    c.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", timeout=600, check=False)
 
 
 def wait_until(what: str, probe, timeout: float, every: float = 1):

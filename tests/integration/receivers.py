@@ -32,7 +32,8 @@ class Request:
 class Receiver:
     """``script(request, earlier requests with the same idempotency key)`` decides each answer."""
 
-    def __init__(self, script: Callable[[Request, list[Request]], Answer] = lambda *_: Answer()) -> None:
+    def __init__(self, script: Callable[[Request, list[Request]], Answer] = lambda *_: Answer(),
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.script = script
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -65,9 +66,9 @@ class Receiver:
             def log_message(self, *_args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self.url = f"http://{host}:{self._server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> Receiver:
