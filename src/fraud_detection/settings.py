@@ -18,6 +18,9 @@ ENV_PREFIX = "FRAUD_"
 NESTED_DELIMITER = "__"
 
 CardSpace = Annotated[str, Field(pattern=r"^[a-z0-9]{1,12}$")]
+# The detector's stateful operator (velocity-operator): flatMapGroupsWithState on buckets of cards, or
+# transformWithState per card with event-time timers (RocksDB only). A checkpoint is tied to one of them.
+Operator = Literal["mapgroups", "transformwithstate"]
 
 
 class KafkaSettings(BaseModel):
@@ -60,6 +63,7 @@ class DetectorSettings(BaseModel):
     state_buckets: int = Field(1 << 20, ge=1, le=1 << 28,
                                description="cards are kept in this many state groups; frozen by the checkpoint")
     state_store: Literal["hdfs", "rocksdb"] = "rocksdb"
+    operator: Operator = Field("mapgroups", description="the stateful operator; frozen once a checkpoint exists")
     max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
     max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
     fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
@@ -69,6 +73,14 @@ class DetectorSettings(BaseModel):
                                      description="seconds the Kafka source keeps retrying an unreachable broker")
     jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
     ready_file: Path | None = Field(None, description="touched once the query runs (make run waits for it)")
+
+    @model_validator(mode="after")
+    def _transformwithstate_needs_rocksdb(self) -> DetectorSettings:
+        # Checked here so that the detector fails at start with what to set, before Spark plans the query.
+        if self.operator == "transformwithstate" and self.state_store != "rocksdb":
+            raise ValueError(f"operator {self.operator} keeps its state and timers in RocksDB column families: set"
+                             f" {ENV_PREFIX}DETECTOR__STATE_STORE=rocksdb, or {ENV_PREFIX}DETECTOR__OPERATOR=mapgroups")
+        return self
 
 
 class GeneratorSettings(BaseModel):

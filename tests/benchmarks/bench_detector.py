@@ -10,6 +10,7 @@ row committed) and whether consumer lag grows.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import statistics
@@ -190,6 +191,8 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=50_000)
     parser.add_argument("--batch-sizes", default="33000,500000")
     parser.add_argument("--state-stores", default="hdfs,rocksdb", help="state stores to measure the detector with")
+    parser.add_argument("--operators", default="mapgroups",
+                        help="stateful operators to measure, e.g. mapgroups,transformwithstate (rocksdb state only)")
     parser.add_argument("--lateness", type=int, default=3600,
                         help="watermark delay (s) of the backlog runs: capped batches over a pre-produced topic "
                              "let partitions drift apart in event time, which a live stream does not")
@@ -220,14 +223,16 @@ def main() -> None:
                     results.append((name, size, *throughput(progress),
                                     f"{naive_recall(attacks, found)}/{len(attacks)}, {len(found)} alerts"))
                     log.info("%s", results[-1])
-                for store in args.state_stores.split(","):
-                    url = pg.create_database(f"bench_{size}_{store}")
+                for operator, store in itertools.product(args.operators.split(","), args.state_stores.split(",")):
+                    if operator == "transformwithstate" and store != "rocksdb":
+                        continue  # RocksDB only (settings refuse the pair)
+                    url = pg.create_database(f"bench_{size}_{operator}_{store}")
                     postgres.migrate(url)
                     spark.conf.set("spark.sql.streaming.stateStore.providerClass", session.STATE_STORES[store])
                     exact = settings.model_copy(update={"detector": settings.detector.model_copy(
-                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{store}")})})
+                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}"), "operator": operator})})
                     progress = drain_exact(spark, exact, url)
-                    results.append((f"exact (velocity operator, {store} state)", size, *throughput(progress),
+                    results.append((f"exact ({operator} operator, {store} state)", size, *throughput(progress),
                                     exact_recall(url, attacks)))
                     log.info("%s", results[-1])
             spark.stop()

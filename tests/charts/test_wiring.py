@@ -6,6 +6,7 @@ import json
 import os
 import re
 from importlib.metadata import version
+from typing import get_args
 
 import jsonpatch
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from fraud_detection.cli import build_parser
-from fraud_detection.settings import ENV_PREFIX, NESTED_DELIMITER, Settings, load_settings
+from fraud_detection.settings import ENV_PREFIX, NESTED_DELIMITER, DetectorSettings, Operator, Settings, load_settings
 from tests.charts.rendering import (
     CHART,
     CRD_SCHEMAS,
@@ -179,6 +180,14 @@ def test_spark_versions_agree():
     assert spark == version("pyspark")
     assert re.search(r"<spark.version>([^<]+)</spark.version>", pom).group(1) == spark
     assert re.search(r"ARG SPARK_IMAGE=apache/spark:([0-9.]+)-", dockerfile).group(1) == spark
+
+
+def test_operator_choices_agree():
+    """The chart's detector.operator values are the settings' operators, and its default is theirs."""
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["detector"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["detector"]
+    assert schema["properties"]["operator"]["enum"] == list(get_args(Operator))
+    assert values["operator"] == DetectorSettings.model_fields["operator"].default
 
 
 def test_commands_in_the_chart_parse_with_the_cli():

@@ -9,12 +9,13 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
-from fraud_detection.settings import load_settings
+from fraud_detection.settings import Operator, load_settings
 from fraud_detection.storage import postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,12 @@ def spark():
     session = spark_session(load_settings(local={"cache_dir": CACHE_DIR}), "fraud-detection-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(params=get_args(Operator))
+def operator(request) -> str:
+    """Each stateful operator in turn (FRAUD_DETECTOR__OPERATOR): they must give the same rows."""
+    return request.param
 
 
 @pytest.fixture

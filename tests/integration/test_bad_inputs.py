@@ -34,13 +34,13 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, by
 
 
 def test_every_hostile_class_is_rejected_with_its_reason_or_handled(spark, kafka, topic, database_url, stack_env,
-                                                                   tmp_path):
+                                                                   tmp_path, operator):
     """26 classes after a warm-up: reasons as listed, oddities accepted, the victim still alerted, the SQL-looking
     card stored verbatim, every offset counted once."""
     t0 = runs.base_ms() + 7_200_000
     warmup = [Event("warm", f"w{i}", t0 - 600_000 + i * 1000, 100) for i in range(3)]
     runs.produce_events(kafka.bootstrap_servers, topic, warmup)
-    runs.drain(spark, detector_settings(tmp_path), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
 
     cases = corpus(t0)
     assert len({c.expected for c in cases if c.expected != ACCEPTED}) >= 12 and len(cases) >= 15
@@ -51,7 +51,7 @@ def test_every_hostile_class_is_rejected_with_its_reason_or_handled(spark, kafka
     records = ([(c.key, c.value) for c in cases] + [(e.card_id.encode(), runs.payload(e)) for e in victim]
                + [(b"s", v) for v in sql_burst] + [(b"victim", duplicate)])
     coordinates = produce_raw(kafka.bootstrap_servers, topic, records)
-    runs.drain(spark, detector_settings(tmp_path), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
 
     with postgres.connection(database_url) as conn:
         rejected = dict(((p, o), reason) for p, o, reason in postgres.fetch_all(

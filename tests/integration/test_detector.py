@@ -6,10 +6,13 @@ import json
 import random
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from fraud_detection.detector.job import start
+from fraud_detection.detector.session import CheckpointOperatorError
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres
 from fraud_detection.transaction import format_event_time
@@ -23,14 +26,9 @@ def detector_settings(tmp_path, **detector):
                          detector={"checkpoint_dir": str(tmp_path / "checkpoint"), **detector})
 
 
-@given(seed=st.integers(0, 2**32 - 1), cards=st.integers(20, 60))
-# Each example is a whole streaming run (seconds), so no shrinking: the seed in the report reproduces it.
-@hypothesis_settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
-    seed, cards, spark, kafka, pg_server, tmp_path_factory
-):
-    """Random streams (boundary-straddling bursts, ties, redeliveries, out-of-order) give the oracle's alerts."""
+def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_server, tmp) -> None:
+    """A random stream (boundary-straddling bursts, ties, redeliveries, out-of-order) through the detector in
+    five micro-batches; its alerts, triggers and counts against the oracle."""
     rng = random.Random(seed)
     events = [e for c in range(cards)
               for e in runs.card_events(rng, f"card{seed}x{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
@@ -40,9 +38,9 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
     kafka.create_topic(topic, partitions=3)
     url = pg_server.create_database(f"diff_{run}")
     postgres.migrate(url)
-    tmp = tmp_path_factory.mktemp("diff")
     settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic},
-                             local={"cache_dir": CACHE_DIR}, detector={"checkpoint_dir": str(tmp / "checkpoint")})
+                             local={"cache_dir": CACHE_DIR},
+                             detector={"checkpoint_dir": str(tmp / "checkpoint"), "operator": operator})
     # Deliver in chunks, one micro-batch each, as a live stream would: the watermark of each batch comes
     # from the ones before. (Pre-producing everything and capping batch size would skew partitions in time.)
     chunks = 5
@@ -62,6 +60,41 @@ def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
     assert totals["batches"] == chunks
 
 
+# Each example is a whole streaming run (seconds), so no shrinking: the seed in the report reproduces it.
+RUNS = {"deadline": None, "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+        "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+
+
+@given(seed=st.integers(0, 2**32 - 1), cards=st.integers(20, 60))
+@hypothesis_settings(max_examples=3, **RUNS)
+def test_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
+    seed, cards, spark, kafka, pg_server, tmp_path_factory
+):
+    """Random streams (boundary-straddling bursts, ties, redeliveries, out-of-order) give the oracle's alerts."""
+    differential_run(seed, cards, "mapgroups", spark, kafka, pg_server, tmp_path_factory.mktemp("diff"))
+
+
+@given(seed=st.integers(0, 2**32 - 1), cards=st.integers(20, 40))
+@hypothesis_settings(max_examples=2, **RUNS)
+def test_transformwithstate_alerts_equal_the_oracle_on_out_of_order_streams_with_duplicates(
+    seed, cards, spark, kafka, pg_server, tmp_path_factory
+):
+    """The same differential run on the transformWithState operator (fewer examples: its JUnit property
+    test covers more histories)."""
+    differential_run(seed, cards, "transformwithstate", spark, kafka, pg_server, tmp_path_factory.mktemp("diff"))
+
+
+def test_a_checkpoint_is_resumed_only_by_the_operator_that_wrote_it(spark, kafka, topic, database_url, stack_env,
+                                                                     tmp_path):
+    """mapgroups, then transformwithstate on the same checkpoint: refused at start, saying what to set."""
+    runs.produce_events(kafka.bootstrap_servers, topic, [runs.Event("c", "t1", runs.base_ms(), 100)])
+    runs.drain(spark, detector_settings(tmp_path, operator="mapgroups"), database_url)
+    with pytest.raises(CheckpointOperatorError, match="FRAUD_DETECTOR__OPERATOR=mapgroups"):
+        start(spark, detector_settings(tmp_path, operator="transformwithstate"), database_url, available_now=True)
+    runs.drain(spark, detector_settings(tmp_path, operator="mapgroups"), database_url)  # its own still resumes
+    assert runs.metrics_totals(database_url)["input_rows"] == 1
+
+
 _DROP = object()
 
 
@@ -74,7 +107,7 @@ def _record(card: str, tid: str, time_ms: int, **changes) -> bytes:
 
 
 def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_keeps_going(
-    spark, kafka, topic, database_url, stack_env, tmp_path
+    spark, kafka, topic, database_url, stack_env, tmp_path, operator
 ):
     """Each bad-input class gets its reason code; valid records after them still raise the right alert."""
     t0 = runs.base_ms() + 3_600_000
@@ -102,7 +135,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
     valid = [runs.Event("victim", f"v{i}", t0 + i * 30_000, 1000) for i in range(6)]
     records = [(b"c", value) for value, _ in bad.values()] + [(e.card_id, runs.payload(e)) for e in valid]
     coordinates = runs.produce(kafka.bootstrap_servers, topic, records)
-    runs.drain(spark, detector_settings(tmp_path), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
 
     with postgres.connection(database_url) as conn:
         rejected = {(p, o): (reason, bytes(raw)) for p, o, reason, raw in postgres.fetch_all(
@@ -119,7 +152,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
     redelivered = valid[-1]
     (late_at, _) = runs.produce(kafka.bootstrap_servers, topic, [(late.card_id, runs.payload(late)),
                                                                   (redelivered.card_id, runs.payload(redelivered))])
-    runs.drain(spark, detector_settings(tmp_path), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
     with postgres.connection(database_url) as conn:
         (reason,) = postgres.fetch_all(conn, "SELECT reason FROM rejected_transactions WHERE kafka_partition = %s"
                                              " AND kafka_offset = %s", late_at)[0]

@@ -12,14 +12,14 @@ from tests.integration.conftest import CACHE_DIR
 
 
 def test_killed_detector_resumes_from_its_checkpoint_with_no_lost_or_duplicate_alert(
-    kafka, topic, database_url, stack_env, tmp_path
+    kafka, topic, database_url, stack_env, tmp_path, operator
 ):
     """SIGKILL of the whole process group mid-stream; after restart the alerts equal an uninterrupted run's."""
     rng = random.Random(20261128)
     events = [e for c in range(300) for e in runs.card_events(rng, f"k{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
     env = {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
-           "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR)}
+           "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DETECTOR__OPERATOR": operator}
     log_path = tmp_path / "detector.log"
 
     # A live stream of small chunks (under a minute of event time each, so a chunk half-visible across

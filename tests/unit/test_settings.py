@@ -62,3 +62,15 @@ def test_overrides_beat_the_environment(monkeypatch):
     assert load_settings(generator={"rate": 10.0}).generator.rate == 10.0
     with pytest.raises(SettingsError, match="FRAUD_GENERATOR__CLOCK_SPEED"):
         load_settings(generator={"clock_speed": 0})
+
+
+def test_transformwithstate_needs_the_rocksdb_state_store(monkeypatch):
+    """transformWithState keeps state and timers in RocksDB column families: hdfs is refused, saying what to set."""
+    monkeypatch.setenv("FRAUD_DETECTOR__OPERATOR", "transformwithstate")
+    assert load_settings().detector.state_store == "rocksdb"
+    monkeypatch.setenv("FRAUD_DETECTOR__STATE_STORE", "hdfs")
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__STATE_STORE=rocksdb"):
+        load_settings()
+    monkeypatch.setenv("FRAUD_DETECTOR__OPERATOR", "flatmap")
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__OPERATOR"):
+        load_settings()

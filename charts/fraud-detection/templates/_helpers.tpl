@@ -178,6 +178,8 @@ seccompProfile:
   value: {{ $d.shufflePartitions | quote }}
 - name: FRAUD_DETECTOR__STATE_STORE
   value: {{ $d.stateStore | quote }}
+- name: FRAUD_DETECTOR__OPERATOR
+  value: {{ $d.operator | quote }}
 {{- end }}
 
 {{/* A ReadWriteOnce checkpoint attaches to one node at a time: the driver's, which mounts it first; executors are

@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_detection.detector.parse import parse_records
-from fraud_detection.detector.session import check_checkpoint_dir, spark_session
+from fraud_detection.detector.session import check_checkpoint_dir, claim_checkpoint, spark_session
 from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
@@ -46,7 +46,7 @@ def detector_stream(spark: SparkSession, settings: Settings):
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
     parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
-    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets)
+    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets, d.operator)
 
 
 class Detector:
@@ -72,6 +72,7 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
     # An exception in the sink goes back to the JVM, which fails the query with it (run_detector logs it once);
     # py4j's callback thread would log it again, and log every interruption of a batch by a stop.
     logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    claim_checkpoint(spark, settings.detector.checkpoint_dir, settings.detector.operator)
     stream, input_rows = detector_stream(spark, settings)
     sink = PostgresSink(database_url, input_rows, settings.detector.sink_retry_timeout)
     writer = (
@@ -100,9 +101,9 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
     spark = spark_session(settings)
     detector = start(spark, settings, database_url, available_now)
     query, run_id = detector.query, str(detector.query.id)
-    log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d checkpoint=%s",
-             run_id, settings.kafka.topic, settings.rule.threshold, settings.rule.window,
-             settings.detector.allowed_lateness, settings.detector.checkpoint_dir)
+    log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d operator=%s"
+             " checkpoint=%s", run_id, settings.kafka.topic, settings.rule.threshold, settings.rule.window,
+             settings.detector.allowed_lateness, settings.detector.operator, settings.detector.checkpoint_dir)
     if settings.detector.ready_file is not None:
         settings.detector.ready_file.touch()
     failure = None

@@ -51,7 +51,7 @@ def _verdict(reason: str, detail: Column) -> Column:
 
 def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) -> DataFrame:
     """Kafka source rows (key, value, topic, partition, offset, timestamp) to the operator's input: the
-    columns of VelocityOperator.INPUT_COLUMNS plus ``event_time``, the watermark's column."""
+    columns of InputColumns.NAMES (velocity-operator) plus ``event_time``, the watermark's column."""
     text = F.col("value").cast("string")
     rows = kafka.select(
         F.col("key").alias("raw_key"), F.col("value").alias("raw_value"), "topic",

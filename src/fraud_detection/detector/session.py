@@ -10,7 +10,10 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
-from fraud_detection.settings import Settings
+from fraud_detection.settings import Operator, Settings
+
+# Written into the checkpoint folder: the operator whose state the checkpoint holds.
+OPERATOR_MARKER = "fraud-detection-operator"
 
 STATE_STORES = {
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
@@ -74,3 +77,40 @@ def check_checkpoint_dir(path: Path) -> None:
     except OSError as err:
         raise OSError(f"checkpoint directory {path} is not writable ({err.strerror or err}): "
                       "fix its permissions or set FRAUD_DETECTOR__CHECKPOINT_DIR") from None
+
+
+class CheckpointOperatorError(RuntimeError):
+    """The checkpoint holds the other operator's state; the message says what to do."""
+
+
+def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operator) -> None:
+    """Record which operator's state a checkpoint holds, and refuse to resume it with the other one.
+
+    The two operators keep differently keyed state under different Spark operators, so neither can read the
+    other's; Spark would fail at the first batch with a message about its state metadata. Goes through
+    Hadoop's FileSystem, as Spark does, so that an s3a:// checkpoint is checked too.
+    """
+    jvm = spark._jvm  # noqa: SLF001 (py4j gateway)
+    root = jvm.org.apache.hadoop.fs.Path(checkpoint_dir)
+    fs = root.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001 (py4j)
+    marker = jvm.org.apache.hadoop.fs.Path(root, OPERATOR_MARKER)
+    started = fs.exists(jvm.org.apache.hadoop.fs.Path(root, "offsets"))  # Spark ran a batch there
+    if fs.exists(marker):
+        stream = fs.open(marker)
+        try:
+            holder = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
+        finally:
+            stream.close()
+    else:
+        holder = "mapgroups" if started else None  # checkpoints from before the switch existed
+    if started and holder != operator:
+        raise CheckpointOperatorError(
+            f"checkpoint {checkpoint_dir} holds the state of operator {holder}, not {operator}: set"
+            f" FRAUD_DETECTOR__OPERATOR={holder} to resume it, or give a new FRAUD_DETECTOR__CHECKPOINT_DIR"
+            " (docs/real-time-mode.md, 'Changing operator')")
+    if holder != operator:
+        stream = fs.create(marker, True)
+        try:
+            stream.write(operator.encode())
+        finally:
+            stream.close()

@@ -1,5 +1,9 @@
 """The stateful velocity step: a small JVM operator (src/velocity-operator) that PySpark calls.
 
+Two implementations of one rule, picked by ``FRAUD_DETECTOR__OPERATOR``: ``mapgroups`` (VelocityOperator,
+flatMapGroupsWithState on buckets of cards) and ``transformwithstate`` (VelocityProcessor, per-card state
+with event-time timers, RocksDB only). Same input, output rows and alert ids; a checkpoint is tied to one.
+
 Why the JVM: per-card Python inside Spark's stateful operators (applyInPandasWithState,
 transformWithStateInPandas) was measured at 1-2 ms per card per batch when this design was chosen, 50x
 too slow; the Java operator runs at the speed of Spark's own aggregations (see BENCHMARKS.md). Its rule
@@ -18,13 +22,13 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fraud_detection.settings import Operator
+
 log = logging.getLogger(__name__)
 
 # The Maven project beside the Python package in a source checkout; images ship the built jars instead.
 OPERATOR_PROJECT = Path(__file__).resolve().parents[2] / "velocity-operator"
 OPERATOR_JAR = "velocity-operator.jar"
-
-
 
 def snake_case(java_name: str) -> str:
     """The operator's output is a Java bean (``triggerEventTimeMs``); Python reads ``trigger_event_time_ms``."""
@@ -75,16 +79,21 @@ def operator_jars(folder: Path) -> list[Path]:
     return jars
 
 
-def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int):
+def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int, operator: Operator):
     """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record.
 
     Returns the output DataFrame and the JVM accumulator that counts the records the operator took in.
+    ``state_buckets`` applies to ``mapgroups`` only: ``transformwithstate`` keeps state per card.
     """
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
     session = parsed.sparkSession
     input_rows = session.sparkContext._jsc.sc().longAccumulator("velocity_input_rows")  # noqa: SLF001 (py4j)
-    operator = session._jvm.io.github.frauddetection.velocity.VelocityOperator  # noqa: SLF001 (py4j gateway)
+    velocity = session._jvm.io.github.frauddetection.velocity  # noqa: SLF001 (py4j gateway)
     jdf = parsed._jdf  # noqa: SLF001 (py4j: the operator takes the JVM DataFrame)
-    result = ClassicDataFrame(operator.apply(jdf, threshold, window_ms, state_buckets, input_rows), session)
+    if operator == "transformwithstate":
+        jresult = velocity.VelocityProcessor.apply(jdf, threshold, window_ms, input_rows)
+    else:
+        jresult = velocity.VelocityOperator.apply(jdf, threshold, window_ms, state_buckets, input_rows)
+    result = ClassicDataFrame(jresult, session)
     return result.select(*[F.col(java).alias(snake_case(java)) for java in result.columns]), input_rows

@@ -14,7 +14,6 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.streaming.GroupState;
 import org.apache.spark.sql.streaming.GroupStateTimeout;
 import org.apache.spark.sql.streaming.OutputMode;
-import org.apache.spark.sql.types.StructType;
 import org.apache.spark.util.LongAccumulator;
 
 /**
@@ -30,15 +29,12 @@ import org.apache.spark.util.LongAccumulator;
  * would also drop late rows unseen, which the detector must store as rejected. Instead, whenever a bucket
  * gets a transaction, all its cards are pruned; with many buckets a batch touches few cards beyond its own,
  * and every bucket is visited often enough that stale cards leave soon after window + lateness.
+ *
+ * <p>{@link VelocityProcessor} is the same step on transformWithState (FRAUD_DETECTOR__OPERATOR).
  */
 public final class VelocityOperator {
   /** The group of records that failed parsing. */
   static final int REJECTED_GROUP = -1;
-
-  static final String[] INPUT_COLUMNS = {
-    "card_id", "transaction_id", "event_time_ms", "amount_cents", "kafka_timestamp_ms", "topic",
-    "kafka_partition", "kafka_offset", "raw_key", "raw_value", "reason", "detail"
-  };
 
   private VelocityOperator() {}
 
@@ -56,14 +52,11 @@ public final class VelocityOperator {
     if (buckets < 1) {
       throw new IllegalArgumentException("buckets must be positive");
     }
-    StructType schema = parsed.schema();
-    int[] columns = new int[INPUT_COLUMNS.length];
-    for (int i = 0; i < columns.length; i++) {
-      columns[i] = schema.fieldIndex(INPUT_COLUMNS[i]);
-    }
-    int cardColumn = columns[0];
-    MapFunction<Row, Integer> key =
-        row -> row.isNullAt(cardColumn) ? REJECTED_GROUP : bucketOf(row.getString(cardColumn), buckets);
+    InputColumns columns = new InputColumns(parsed.schema());
+    MapFunction<Row, Integer> key = row -> {
+      String card = columns.cardId(row);
+      return card == null ? REJECTED_GROUP : bucketOf(card, buckets);
+    };
     return parsed
         .groupByKey(key, Encoders.INT())
         .flatMapGroupsWithState(
@@ -77,13 +70,13 @@ public final class VelocityOperator {
 
   static final class Step implements FlatMapGroupsWithStateFunction<Integer, Row, BucketState, DetectorOutput> {
     private static final long serialVersionUID = 1L;
-    private final int[] c;
+    private final InputColumns c;
     private final int threshold;
     private final long windowMs;
     private final int buckets;
     private final LongAccumulator inputRows;
 
-    Step(int[] columns, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
+    Step(InputColumns columns, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
       this.c = columns;
       this.threshold = threshold;
       this.windowMs = windowMs;
@@ -95,7 +88,7 @@ public final class VelocityOperator {
     public Iterator<DetectorOutput> call(Integer bucket, Iterator<Row> rows, GroupState<BucketState> state) {
       List<DetectorOutput> out = new ArrayList<>();
       if (bucket == REJECTED_GROUP) {
-        rows.forEachRemaining(row -> out.add(rejectedRow(row)));
+        rows.forEachRemaining(row -> out.add(c.rejected(row)));
         inputRows.add(out.size());
         return out.iterator();
       }
@@ -109,7 +102,7 @@ public final class VelocityOperator {
         cards = BucketCodec.load(state.get(), threshold, windowMs);
       }
       Map<String, List<Txn>> batch = new LinkedHashMap<>();
-      rows.forEachRemaining(row -> batch.computeIfAbsent(row.getString(c[0]), k -> new ArrayList<>()).add(txn(row)));
+      rows.forEachRemaining(row -> batch.computeIfAbsent(c.cardId(row), k -> new ArrayList<>()).add(c.txn(row)));
       inputRows.add(batch.values().stream().mapToLong(List::size).sum());
       for (Map.Entry<String, List<Txn>> card : batch.entrySet()) {
         VelocityWindow window = cards.computeIfAbsent(
@@ -124,29 +117,6 @@ public final class VelocityOperator {
         state.update(BucketCodec.save(cards.values(), buckets));
       }
       return out.iterator();
-    }
-
-    private Txn txn(Row r) {
-      return new Txn(r.getString(c[1]), r.getLong(c[2]), r.getLong(c[3]), r.getLong(c[4]), r.getString(c[5]),
-          r.getInt(c[6]), r.getLong(c[7]), bytes(r, c[8]), bytes(r, c[9]));
-    }
-
-    private DetectorOutput rejectedRow(Row r) {
-      DetectorOutput o = new DetectorOutput();
-      o.setKind(DetectorOutput.REJECTED);
-      o.setReason(r.getString(c[10]));
-      o.setDetail(r.isNullAt(c[11]) ? null : r.getString(c[11]));
-      o.setTopic(r.getString(c[5]));
-      o.setKafkaPartition(r.getInt(c[6]));
-      o.setKafkaOffset(r.getLong(c[7]));
-      o.setKafkaTimestampMs(r.getLong(c[4]));
-      o.setRawKey(bytes(r, c[8]));
-      o.setRawValue(bytes(r, c[9]));
-      return o;
-    }
-
-    private static byte[] bytes(Row r, int i) {
-      return r.isNullAt(i) ? null : (byte[]) r.get(i);
     }
   }
 }

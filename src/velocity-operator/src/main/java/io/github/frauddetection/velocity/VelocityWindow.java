@@ -249,6 +249,17 @@ final class VelocityWindow {
     alerts.removeIf(a -> !referenced.contains(a.id));
   }
 
+  /**
+   * The watermark at which {@link #prune} leaves this card empty: its newest transaction's time + window
+   * (every transaction and every burst's last trigger is then at or before watermark - window).
+   */
+  long expiresAt() {
+    if (entries.isEmpty()) {
+      throw new IllegalStateException("an empty card has nothing to expire");
+    }
+    return entries.get(entries.size() - 1).eventTime + windowMs;
+  }
+
   /** Index of the first entry with event time after {@code t - window}. */
   private int windowStart(long t) {
     long bound = t - windowMs;

@@ -156,6 +156,29 @@ class VelocityWindowTest {
   }
 
   @Test
+  void pruningAtTheExpiryEmptiesTheCardAndNotAMillisecondBefore() {
+    VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
+    w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 5), tx("g", 30)), 0);
+    long expiry = w.expiresAt();
+    assertEquals(BASE + 30 * MINUTE + WINDOW, expiry);
+    w.prune(expiry - 1);
+    assertEquals(1, w.size(), "g's window is still open");
+    w.prune(expiry);
+    assertTrue(w.isEmpty());
+  }
+
+  @Test
+  void anOpenBurstOutlivesTheHorizonButNotTheExpiry() {
+    VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
+    w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 15)), 0);
+    w.add(List.of(tx("g", 16), tx("h", 17), tx("i", 18), tx("j", 19), tx("k", 20)), 0); // f..k trigger
+    w.prune(BASE + 29 * MINUTE); // horizon 19 min: the burst's last trigger (20) is still open
+    assertEquals(6, w.size(), "the open burst keeps every transaction it covers");
+    w.prune(w.expiresAt());
+    assertTrue(w.isEmpty());
+  }
+
+  @Test
   void aBucketsCardsRoundTripThroughTheBean() {
     VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
     w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 5)), 0);

@@ -1,0 +1,150 @@
+package io.github.frauddetection.velocity;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import org.apache.spark.api.java.function.MapFunction;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.functions;
+import org.apache.spark.sql.streaming.ExpiredTimerInfo;
+import org.apache.spark.sql.streaming.OutputMode;
+import org.apache.spark.sql.streaming.StatefulProcessor;
+import org.apache.spark.sql.streaming.TTLConfig;
+import org.apache.spark.sql.streaming.TimeMode;
+import org.apache.spark.sql.streaming.TimerValues;
+import org.apache.spark.sql.streaming.ValueState;
+import org.apache.spark.util.LongAccumulator;
+import scala.collection.Iterator;
+import scala.jdk.javaapi.CollectionConverters;
+
+/**
+ * The detector's stateful step on Spark's {@code transformWithState}: the rule, input and output rows of
+ * {@link VelocityOperator}, with state per card and one event-time timer per card instead of buckets.
+ *
+ * <p>Why per card: transformWithState keeps timers in their own RocksDB column family ordered by time, so a
+ * batch reads only the timers that expired, not every state row as flatMapGroupsWithState's timeouts do;
+ * the buckets that {@link VelocityOperator} uses to avoid that are not needed. A card's timer is set where
+ * pruning empties it ({@link VelocityWindow#expiresAt}): a quiet card leaves the store once the watermark
+ * passes its last transaction + window. A card is one {@code ValueState}: every batch that touches a card
+ * reads and rewrites all its transactions, whose triggers change as new ones arrive, so a ListState or
+ * MapState would only add reads. The value is a one-card {@link BucketState}, so both operators share one
+ * state codec; the price is the card id repeated in each transaction's row.
+ *
+ * <p>Why the input leaves out {@code event_time}: in {@code TimeMode.EventTime} Spark drops input rows at
+ * or behind the watermark before the processor sees them when the input carries the watermark column, and
+ * the detector must store those as {@code late}. The rule reads {@code event_time_ms}; the watermark still
+ * reaches the processor through {@link TimerValues}.
+ *
+ * <p>Needs the RocksDB state store provider. A checkpoint of one operator cannot be resumed by the other
+ * (different operator, state schema and keys); {@code detector/session.py} refuses to.
+ */
+public final class VelocityProcessor extends StatefulProcessor<String, Row, DetectorOutput> {
+  private static final long serialVersionUID = 1L;
+  private static final long NO_TIMER = Long.MIN_VALUE;
+  /** A card's state is a bucket of that one card. */
+  private static final int ONE_CARD = 1;
+
+  private final InputColumns c;
+  private final int threshold;
+  private final long windowMs;
+  private final LongAccumulator inputRows;
+  private transient ValueState<BucketState> card;
+
+  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows) {
+    if (threshold < 1 || windowMs < 1) {
+      throw new IllegalArgumentException("threshold and window must be positive");
+    }
+    this.c = columns;
+    this.threshold = threshold;
+    this.windowMs = windowMs;
+    this.inputRows = inputRows;
+  }
+
+  /**
+   * @param inputRows counts every record the operator takes in, as in {@link VelocityOperator#apply}
+   */
+  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, LongAccumulator inputRows) {
+    Column[] names = new Column[InputColumns.NAMES.length];
+    for (int i = 0; i < names.length; i++) {
+      names[i] = functions.col(InputColumns.NAMES[i]);
+    }
+    Dataset<Row> input = parsed.select(names);
+    InputColumns columns = new InputColumns(input.schema());
+    // Rejected records (null card) form one group, which never touches state.
+    MapFunction<Row, String> key = columns::cardId;
+    return input
+        .groupByKey(key, Encoders.STRING())
+        .transformWithState(
+            new VelocityProcessor(columns, threshold, windowMs, inputRows),
+            TimeMode.EventTime(),
+            OutputMode.Update(),
+            Encoders.bean(DetectorOutput.class))
+        .toDF();
+  }
+
+  @Override
+  public void init(OutputMode outputMode, TimeMode timeMode) {
+    card = getHandle().getValueState("card", Encoders.bean(BucketState.class), TTLConfig.NONE());
+  }
+
+  @Override
+  public Iterator<DetectorOutput> handleInputRows(String cardId, Iterator<Row> rows, TimerValues timers) {
+    List<DetectorOutput> out = new ArrayList<>();
+    if (cardId == null) {
+      while (rows.hasNext()) {
+        out.add(c.rejected(rows.next()));
+      }
+      inputRows.add(out.size());
+      return CollectionConverters.asScala(out.iterator());
+    }
+    List<Txn> batch = new ArrayList<>();
+    while (rows.hasNext()) {
+      batch.add(c.txn(rows.next()));
+    }
+    inputRows.add(batch.size());
+    long watermarkMs = timers.getCurrentWatermarkInMs();
+    VelocityWindow window = load(cardId);
+    long timer = window.isEmpty() ? NO_TIMER : window.expiresAt();
+    out.addAll(window.add(batch, watermarkMs));
+    window.prune(watermarkMs);
+    save(window, timer);
+    return CollectionConverters.asScala(out.iterator());
+  }
+
+  /** A quiet card's expiry: it is pruned, hence dropped. Spark deletes the timer that fired. */
+  @Override
+  public Iterator<DetectorOutput> handleExpiredTimer(String cardId, TimerValues timers, ExpiredTimerInfo expired) {
+    VelocityWindow window = load(cardId);
+    window.prune(timers.getCurrentWatermarkInMs());
+    save(window, NO_TIMER); // a card left non-empty expires later than now, so never at the timer that fired
+    return CollectionConverters.asScala(Collections.<DetectorOutput>emptyIterator());
+  }
+
+  private VelocityWindow load(String cardId) {
+    VelocityWindow fresh = new VelocityWindow(cardId, threshold, windowMs);
+    return card.exists()
+        ? BucketCodec.load(card.get(), threshold, windowMs).getOrDefault(cardId, fresh)
+        : fresh;
+  }
+
+  /** Stores the card, or drops it once empty, and keeps one timer at its expiry ({@code timer}: the one set). */
+  private void save(VelocityWindow window, long timer) {
+    long next = window.isEmpty() ? NO_TIMER : window.expiresAt();
+    if (window.isEmpty()) {
+      card.clear();
+    } else {
+      card.update(BucketCodec.save(List.of(window), ONE_CARD));
+    }
+    if (next != timer) {
+      if (timer != NO_TIMER) {
+        getHandle().deleteTimer(timer);
+      }
+      if (next != NO_TIMER) {
+        getHandle().registerTimer(next);
+      }
+    }
+  }
+}
