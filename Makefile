@@ -139,7 +139,7 @@ k3s-status: ## What runs: the k3s node and its pods
 k3s-down: ## Stop k3s by PID and restore the host (sysctls, iptables, cni0, mounts); keeps .cache/k3s
 	$(K3S) down
 
-e2e-k3s: venv ## The e2e suite on k3s: starts and stops the cluster itself (pipeline tests skipped: no operators here)
+e2e-k3s: venv ## The e2e suite on k3s: the whole pipeline over the node's Kafka and PostgreSQL (starts k3s if down, then stops it)
 	FRAUD_E2E_CLUSTER=k3s $(BIN)/pytest tests/e2e -rs --timeout 5400
 
 kind-down: ## Delete the kind cluster
