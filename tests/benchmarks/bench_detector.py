@@ -128,21 +128,24 @@ def exact_recall(url: str, attacks) -> str:
     return f"{caught}/{len(attacks)}, {len(alerts)} alerts, {late} late"
 
 
-def live_run(kafka, url, tmp: Path, rate: float, seconds: float) -> dict:
-    """Generator at ``rate`` tx/s for ``seconds`` with the detector running; latency and lag."""
-    topic = f"live-{int(rate)}"
+def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups") -> dict:
+    """Generator at ``rate`` tx/s for ``seconds`` with the detector (``operator``) running; latency and lag."""
+    name = f"live-{int(rate)}-{operator}"
+    topic = name
     kafka.create_topic(topic, 6)
     with postgres.connection(url) as conn, conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE alerts, pipeline_metrics, rejected_transactions, injected_attacks")
+        cur.execute("TRUNCATE alerts, alert_outbox, alert_status_history, pipeline_metrics, rejected_transactions,"
+                    " injected_attacks")
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
-           "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-live-{int(rate)}"),
+           "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{name}"),
+           "FRAUD_DETECTOR__OPERATOR": operator,
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
            "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
            "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3"}
     cli = [sys.executable, "-m", "fraud_detection.cli"]
-    with open(tmp / f"live-{int(rate)}.log", "w") as out:
+    with open(tmp / f"{name}.log", "w") as out:
         detector = subprocess.Popen([*cli, "detect"], env=env, stdout=out, stderr=out)
-        _wait(lambda: "event=detector_started" in (tmp / f"live-{int(rate)}.log").read_text(), 120)
+        _wait(lambda: "event=detector_started" in (tmp / f"{name}.log").read_text(), 120)
         time.sleep(5)
         generator = subprocess.run([*cli, "generate", "--duration", str(seconds)], env=env, stdout=out, stderr=out)
         lags = []
@@ -159,7 +162,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float) -> dict:
         totals = reports.totals(conn)
         batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
-    return {"rate": rate, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
+    return {"rate": rate, "operator": operator, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
             "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,
             "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0}
@@ -238,8 +241,9 @@ def main() -> None:
             spark.stop()
             url = pg.create_database("bench_live")
             postgres.migrate(url)
-            for rate in (float(r) for r in args.live_rates.split(",") if r):
-                live.append(live_run(kafka, url, tmp, rate, args.live_seconds))
+            for rate, operator in itertools.product((float(r) for r in args.live_rates.split(",") if r),
+                                                    args.operators.split(",")):
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator))
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
           f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
@@ -247,10 +251,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, size, rate, median, p90, rows, caught in results:
         print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
-    print("\n| offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| operator | offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in live:
-        print(f"| {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
+        print(f"| {r['operator']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
 
 

@@ -40,10 +40,12 @@ def measure(rate: float, duration_s: float, attack_interval: float) -> dict[str,
         env = {**os.environ, "FRAUD_LOCAL__DIR": str(Path(tmp) / "local"), "FRAUD_LOCAL__KAFKA_PORT": str(free_port()),
                "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"), "FRAUD_DATABASE_URL": pg.url,
                "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__ATTACK_INTERVAL": str(attack_interval),
+               "FRAUD_GENERATOR__POPULATION": str(max(2_000_000, int(rate * 2000))),  # sparse enough for the rate
                "FRAUD_NOTIFY__WEBHOOK_URL": receiver.url, "FRAUD_NOTIFY__WEBHOOK_SECRET": "bench-" + "s" * 26,
                "FRAUD_NOTIFY__RATE_LIMIT": "200"}
+        log = Path(tmp) / "run.log"
         process = subprocess.Popen([sys.executable, "-m", "fraud_detection.cli", "run", "--duration", str(duration_s)],
-                                   env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+                                   env=env, stderr=log.open("w"), start_new_session=True)
         try:
             process.wait(duration_s + 600)
         finally:
@@ -64,6 +66,9 @@ def measure(rate: float, duration_s: float, attack_interval: float) -> dict[str,
             if at is not None:
                 received = datetime.fromtimestamp(request.at + offset, timezone.utc)
                 latencies.append((received - at).total_seconds())
+        if not latencies:
+            raise SystemExit(f"no alert reached the webhook (run exit code {process.returncode}):\n"
+                             + log.read_text()[-3000:])
     return {"committed": len(committed), "received": len(set(keys)), "duplicates": len(keys) - len(set(keys)),
             "p50": percentile(latencies, 0.5), "p90": percentile(latencies, 0.9),
             "p99": percentile(latencies, 0.99), "max": max(latencies)}
