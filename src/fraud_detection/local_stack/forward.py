@@ -71,12 +71,14 @@ class UnixSocketForwarder:
                 if not 8 <= length <= _MAX_STARTUP:
                     raise ConnectionError(f"bad startup message length {length}")
                 message = struct.pack("!ii", length, code) + _read_exactly(client, length - 8)
+                if code in (_SSL_REQUEST, _GSSENC_REQUEST):
+                    server.sendall(message)
+                    client.sendall(_read_exactly(server, 1))  # the server's "N": no TLS on the socket
+                    continue
+                if (user := startup_user(message)) != self.user:  # checked before the server sees it
+                    raise ConnectionError(f"role {user!r} may not connect over TCP")
                 server.sendall(message)
-                if code not in (_SSL_REQUEST, _GSSENC_REQUEST):
-                    break
-                client.sendall(_read_exactly(server, 1))  # the server's "N": no TLS on the socket
-            if (user := startup_user(message)) != self.user:
-                raise ConnectionError(f"role {user!r} may not connect over TCP")
+                break
             client.settimeout(None)
         except OSError as err:  # ConnectionError included
             log.warning("event=forward_refused reason=%s", err)
