@@ -144,3 +144,20 @@ def test_a_window_across_midnight_says_so_and_an_empty_list_says_nothing_matches
                   last_event_time=datetime(2026, 11, 29, 0, 3, tzinfo=timezone.utc))
     assert table.window(late) == "2026-11-28 23:58:00 - 00:03:00 +1d"
     assert table.render([], T) == "no alerts match"
+
+
+def test_the_stores_column_lists_are_the_records_fields():
+    """triage.store's constant queries name exactly the fields of the records they read and write."""
+    from dataclasses import fields
+
+    from fraud_detection.triage import store
+    from fraud_detection.triage.status import AlertTriage, StatusChange
+
+    assert tuple(f.name for f in fields(AlertTriage)) == store.TRIAGE_COLUMNS
+    assert tuple(f.name for f in fields(StatusChange)) == store.CHANGE_COLUMNS
+    detectors = ("alert_id", "version", "merged_into")
+    assert tuple(n for n in store.TRIAGE_COLUMNS if n not in detectors) == store.WRITTEN_COLUMNS
+    assert store.LOCK_ALERT.startswith("SELECT " + ", ".join(store.TRIAGE_COLUMNS) + ", ")
+    assert ", ".join(f"{n} = %s" for n in store.WRITTEN_COLUMNS) in store.WRITE_STATUS
+    assert f"({', '.join(store.CHANGE_COLUMNS)})" in store.RECORD_CHANGE
+    assert store.READ_HISTORY.startswith("SELECT " + ", ".join(store.CHANGE_COLUMNS) + " FROM")

@@ -3,7 +3,6 @@ list of live alerts. The rule itself is triage.status; this module only reads an
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import datetime
 
 from psycopg2.extras import RealDictCursor
@@ -11,10 +10,23 @@ from psycopg2.extras import RealDictCursor
 from fraud_detection.triage.status import AlertTriage, Status, StatusChange, change
 from fraud_detection.triage.table import ListedAlert
 
-_TRIAGE = tuple(f.name for f in fields(AlertTriage))
-_CHANGE = tuple(f.name for f in fields(StatusChange))
+# The queries are constant text (tests/integration/test_security.py checks every query of the package); the
+# column lists are the records' field names, which a unit test holds them to.
+TRIAGE_COLUMNS = ("alert_id", "status", "version", "merged_into", "acknowledged_by", "acknowledged_at",
+                  "acknowledged_note", "resolved_by", "resolved_at", "resolved_note")
+CHANGE_COLUMNS = ("alert_id", "from_status", "to_status", "changed_by", "changed_at", "note", "alert_version")
 # What a change writes: the triage columns only; the id, version and merged_into are the detector's.
-_WRITTEN = tuple(name for name in _TRIAGE if name not in ("alert_id", "version", "merged_into"))
+WRITTEN_COLUMNS = ("status", "acknowledged_by", "acknowledged_at", "acknowledged_note", "resolved_by", "resolved_at",
+                   "resolved_note")
+LOCK_ALERT = ("SELECT alert_id, status, version, merged_into, acknowledged_by, acknowledged_at, acknowledged_note,"
+              " resolved_by, resolved_at, resolved_note, coalesce(%s::timestamptz, now())"
+              " FROM alerts WHERE alert_id = %s FOR UPDATE")
+WRITE_STATUS = ("UPDATE alerts SET status = %s, acknowledged_by = %s, acknowledged_at = %s, acknowledged_note = %s,"
+                " resolved_by = %s, resolved_at = %s, resolved_note = %s WHERE alert_id = %s")
+RECORD_CHANGE = ("INSERT INTO alert_status_history (alert_id, from_status, to_status, changed_by, changed_at, note,"
+                 " alert_version) VALUES (%s, %s, %s, %s, %s, %s, %s)")
+READ_HISTORY = ("SELECT alert_id, from_status, to_status, changed_by, changed_at, note, alert_version"
+                " FROM alert_status_history WHERE alert_id = %s ORDER BY id")
 
 
 class UnknownAlertError(LookupError):
@@ -29,26 +41,14 @@ def change_status(conn, alert_id: str, to: Status, by: str, note: str | None = N
     so of two people acknowledging at once, one succeeds and the other is told who was first.
     """
     with conn, conn.cursor() as cur:
-        cur.execute(
-            f"SELECT {', '.join(_TRIAGE)}, coalesce(%s::timestamptz, now())"  # noqa: S608 (column names are constants)
-            " FROM alerts WHERE alert_id = %s FOR UPDATE",
-            (at, alert_id),
-        )
+        cur.execute(LOCK_ALERT, (at, alert_id))
         row = cur.fetchone()
         if row is None:
             raise UnknownAlertError(f"no alert {alert_id!r}: `fraud-detection alerts list --status all` shows the ids")
-        stored = dict(zip(_TRIAGE, row[:-1], strict=True))
+        stored = dict(zip(TRIAGE_COLUMNS, row[:-1], strict=True))
         after, recorded = change(_with_status(AlertTriage, stored), to, by, row[-1], note)
-        cur.execute(
-            f"UPDATE alerts SET {', '.join(f'{name} = %s' for name in _WRITTEN)}"  # noqa: S608 (constant names)
-            " WHERE alert_id = %s",
-            (*_values(after, _WRITTEN), alert_id),
-        )
-        cur.execute(
-            f"INSERT INTO alert_status_history ({', '.join(_CHANGE)})"  # noqa: S608 (column names are constants)
-            f" VALUES ({', '.join(['%s'] * len(_CHANGE))})",
-            _values(recorded, _CHANGE),
-        )
+        cur.execute(WRITE_STATUS, (*_values(after, WRITTEN_COLUMNS), alert_id))
+        cur.execute(RECORD_CHANGE, _values(recorded, CHANGE_COLUMNS))
     return recorded
 
 
@@ -85,9 +85,5 @@ def list_alerts(conn, status: Status | None = None, card_id: str | None = None,
 def history(conn, alert_id: str) -> list[StatusChange]:
     """The alert's status changes, oldest first."""
     with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-        cur.execute(
-            f"SELECT {', '.join(_CHANGE)} FROM alert_status_history"  # noqa: S608 (column names are constants)
-            " WHERE alert_id = %s ORDER BY id",
-            (alert_id,),
-        )
+        cur.execute(READ_HISTORY, (alert_id,))
         return [_with_status(StatusChange, row) for row in cur.fetchall()]
