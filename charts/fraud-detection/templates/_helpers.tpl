@@ -197,3 +197,53 @@ affinity:
             spark-role: driver  # Spark's label on the driver pod; the driver Deployment's pod carries it too
 {{- end }}
 {{- end }}
+
+{{/* Egress rules of a NetworkPolicy, shared by the app's policies. */}}
+{{/* DNS at any address: the cluster's resolver may be CoreDNS pods or a node-local cache outside the pod network. */}}
+{{- define "fd.dnsEgress" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}
+
+{{/* DNS, and the Kafka brokers and PostgreSQL instances this release runs (an external one has no pod to select).
+The bootstrap Service and every broker it hands out are pods Strimzi labels with these (its own selector). */}}
+{{- define "fd.dataEgress" -}}
+{{ include "fd.dnsEgress" . }}
+{{- if .Values.kafka.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          strimzi.io/cluster: {{ include "fd.kafkaName" . }}
+          strimzi.io/kind: Kafka
+          strimzi.io/broker-role: "true"
+  ports:
+    - port: 9092
+      protocol: TCP
+{{- end }}
+{{- if .Values.postgres.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          cnpg.io/cluster: {{ include "fd.pgName" . }}
+  ports:
+    - port: 5432
+      protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* One rule per {cidr, ports} of the list: include "fd.ipBlockEgress" .Values.networkPolicies.externalEgress */}}
+{{- define "fd.ipBlockEgress" -}}
+{{- range . }}
+- to:
+    - ipBlock:
+        cidr: {{ .cidr }}
+  ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- end }}
