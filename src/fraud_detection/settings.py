@@ -137,6 +137,11 @@ class NotifySettings(BaseModel):
         return self
 
     @property
+    def has_destination(self) -> bool:
+        """Whether any destination is set: `notify` has work, and `make run` starts it."""
+        return any(value is not None for value in (self.slack_webhook_url, self.webhook_url, self.sns_topic_arn))
+
+    @property
     def rule_set(self) -> frozenset[str]:
         return frozenset(filter(None, self.rules.split(",")))
 

@@ -84,3 +84,14 @@ def test_a_bad_notify_value_fails_at_start_naming_the_variable(monkeypatch, caps
         load_settings()
     assert main(["notify"]) == 2
     assert named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variable", ["SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SNS_TOPIC_ARN"])
+def test_any_destination_makes_notify_needed(monkeypatch, variable):
+    """`make run` starts `notify` exactly when a destination is set; none is set by default."""
+    assert not load_settings().notify.has_destination
+    values = {"SLACK_WEBHOOK_URL": "https://hooks.slack.example/x", "WEBHOOK_URL": "https://receiver.example/hook",
+              "SNS_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:fraud"}
+    monkeypatch.setenv(f"FRAUD_NOTIFY__{variable}", values[variable])
+    monkeypatch.setenv("FRAUD_NOTIFY__WEBHOOK_SECRET", "a-signing-secret-of-32-characters")
+    assert load_settings().notify.has_destination

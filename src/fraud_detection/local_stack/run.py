@@ -113,7 +113,7 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
         log_dir = local.dir / "logs" if view.on_terminal else None
         # The detector first, and the traffic once its query runs: the view then shows a live pipeline.
         components = {"detect": _start("detect", env, log_dir), "relay": _start("relay", env, log_dir)}
-        if notifying(settings):  # a destination is configured (FRAUD_NOTIFY__*): deliver the alerts stream
+        if settings.notify.has_destination:  # FRAUD_NOTIFY__*: deliver the alerts stream
             components["notify"] = _start("notify", env, log_dir)
         if not _wait_until_ready(components["detect"], detector_ready_file(settings)):
             exited = components["detect"].poll() is not None
@@ -125,11 +125,6 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
                  kafka.bootstrap_servers, ",".join(components), log_dir or "stderr")
         return _supervise(components, duration_s, view.refresh)
     return 0
-
-
-def notifying(settings: Settings) -> bool:
-    n = settings.notify
-    return any(value is not None for value in (n.slack_webhook_url, n.webhook_url, n.sns_topic_arn))
 
 
 def _wait_until_ready(detector: subprocess.Popen, ready: Path, timeout_s: float = 600) -> bool:

@@ -152,11 +152,11 @@ class Worker:
 
 def run_notify(settings: Settings, stop: StopFlag) -> int:
     """Deliver until stopped; a Kafka or PostgreSQL failure in any destination stops all with an error."""
-    destinations = configured(settings.notify)
-    if not destinations:
+    if not settings.notify.has_destination:
         raise SettingsError(f"no destination to notify: set {ENV_PREFIX}NOTIFY__SLACK_WEBHOOK_URL, "
                             f"{ENV_PREFIX}NOTIFY__WEBHOOK_URL (with __WEBHOOK_SECRET) and/or "
                             f"{ENV_PREFIX}NOTIFY__SNS_TOPIC_ARN")
+    destinations = configured(settings.notify)  # fails here on a destination that cannot work (SNS credentials)
     pending = postgres.pending_migrations(settings.require_database_url())
     if pending:
         raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
