@@ -10,7 +10,6 @@ this machine's. Prints a Markdown table: versions received, duplicates, p50, p90
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -60,9 +59,8 @@ def measure(rate: float, duration_s: float, attack_interval: float) -> dict[str,
         offset = time.time() - time.monotonic()
         latencies, keys = [], []
         for request in receiver.snapshot():
-            message = json.loads(request.body)
             keys.append(request.key)
-            at = committed.get((message["alert_id"], message["version"]))
+            at = committed.get(request.version)
             if at is not None:
                 received = datetime.fromtimestamp(request.at + offset, timezone.utc)
                 latencies.append((received - at).total_seconds())

@@ -35,6 +35,7 @@ import yaml
 
 from fraud_detection.local_stack.kafka import LocalKafka
 from fraud_detection.local_stack.postgres import LocalPostgres
+from fraud_detection.storage import postgres
 from tests.charts.rendering import CHART, ROOT, tool
 from tests.integration.receivers import Receiver
 
@@ -49,6 +50,17 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 K3S_DB_SECRET = "fraud-external-db"  # = postgres.external.secretName in values-k3s.yaml
 K3S_NOTIFY_SECRET = "fraud-notify"  # = notify.secretName in values-k3s.yaml
 WEBHOOK_SECRET = secrets.token_urlsafe(24)  # the notifier signs with it, the test verifies with it
+# A TCP connect from inside a pod: prints "open", "refused" or "timeout"; the pods run the generator image's Python.
+PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+    print("open")
+except ConnectionRefusedError:
+    print("refused")
+except OSError:
+    print("timeout")
+"""
 
 
 def pytest_collection_modifyitems(items):
@@ -126,12 +138,8 @@ class Cluster:
         if self.database_url is None:
             return self.kubectl("exec", f"{RELEASE}-fraud-detection-pg-1", "-c", "postgres", "--",
                                 "psql", "-d", "fraud", "-tAc", query, timeout=60).strip()
-        import psycopg2
-
-        with psycopg2.connect(self.database_url) as conn, conn.cursor() as cur:
-            cur.execute(query)
-            rows = cur.fetchall() if cur.description else []
-        conn.close()
+        with postgres.connection(self.database_url) as conn:
+            rows = postgres.fetch_all(conn, query)
         return "\n".join("|".join("" if v is None else str(v) for v in row) for row in rows)
 
     def kubectl_apply(self, manifest: dict, namespace: str = NAMESPACE) -> None:

@@ -11,21 +11,10 @@ import uuid
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import PROBE, wait_until
 
 SERVER_PORT = 8080
 ALLOWED_LABEL = {"fraud-e2e/client": "allowed"}
-# A TCP connect from inside a pod: prints "open", "refused" or "timeout"; the pods run the generator image's Python.
-PROBE = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
-    print("open")
-except ConnectionRefusedError:
-    print("refused")
-except OSError:
-    print("timeout")
-"""
 RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
               "seccompProfile": {"type": "RuntimeDefault"}}
 

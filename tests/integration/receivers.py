@@ -3,11 +3,19 @@ and answering as a test scripts it (slowly, with 5xx or 429, never, or only when
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fraud_detection.notifications.messages import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify_signature,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,18 @@ class Request:
 
     @property
     def key(self) -> str:
-        return self.headers.get("Idempotency-Key", "")
+        return self.headers.get(IDEMPOTENCY_HEADER, "")
+
+    @property
+    def version(self) -> tuple[str, int]:
+        """(alert_id, version) of the alert JSON it carried."""
+        message = json.loads(self.body)
+        return message["alert_id"], message["version"]
+
+    def signed_with(self, secret: bytes, tolerance_s: float = 300.0) -> bool:
+        """What a receiver checks: the signature headers match the body under ``secret``, and are fresh."""
+        return verify_signature(secret, self.headers.get(TIMESTAMP_HEADER, ""), self.body,
+                                self.headers.get(SIGNATURE_HEADER, ""), time.time(), tolerance_s)
 
 
 class Receiver:
@@ -83,6 +102,9 @@ class Receiver:
     def snapshot(self) -> list[Request]:
         with self._lock:
             return list(self.requests)
+
+    def versions(self) -> set[tuple[str, int]]:
+        return {r.version for r in self.snapshot()}
 
     def idempotency_keys(self) -> list[str]:
         return [r.key for r in self.snapshot()]

@@ -23,7 +23,6 @@ from fraud_detection.alerting.relay import publish_pending
 from fraud_detection.local_stack.kafka import free_port
 from fraud_detection.notifications.delivery_policy import Kind
 from fraud_detection.notifications.destinations import post
-from fraud_detection.notifications.messages import verify_signature
 from fraud_detection.notifications.notifier import GROUP_PREFIX, run_notify
 from fraud_detection.settings import load_settings
 from fraud_detection.shutdown import StopFlag
@@ -107,9 +106,7 @@ def committed(kafka, destination: str, topic: str) -> int:
 
 
 def assert_signed(request: Request) -> None:
-    headers = request.headers
-    assert verify_signature(SECRET.encode(), headers["X-Fraud-Timestamp"], request.body,
-                            headers["X-Fraud-Signature"], now=time.time())
+    assert request.signed_with(SECRET.encode())
 
 
 def test_a_stuck_slack_does_not_delay_the_webhook_and_every_version_reaches_both(kafka, database_url):

@@ -12,7 +12,6 @@ import time
 import psutil
 
 from fraud_detection.local_stack.kafka import free_port
-from fraud_detection.notifications.messages import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from fraud_detection.storage import postgres, reports
 from tests.integration.conftest import CACHE_DIR
 from tests.integration.kafka_reading import read_topic
@@ -120,10 +119,6 @@ def test_the_readme_recipe_from_a_csv_to_an_evaluation_report(tmp_path):
 WEBHOOK_SECRET = "a-webhook-secret-for-this-test"
 
 
-def webhook_versions(receiver: Receiver) -> set[tuple[str, int]]:
-    return {(m["alert_id"], m["version"]) for m in (json.loads(r.body) for r in receiver.snapshot())}
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -166,7 +161,7 @@ def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_p
             time.sleep(1)
         assert committed and committed <= published, committed - published
         deadline = time.monotonic() + 60
-        while not committed <= (received := webhook_versions(receiver)) and time.monotonic() < deadline:
+        while not committed <= (received := receiver.versions()) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert committed <= received, committed - received
     finally:
@@ -176,9 +171,7 @@ def test_run_detects_every_attack_and_no_decoy_and_ctrl_c_stops_everything(tmp_p
         receiver.__exit__()
     keys = receiver.idempotency_keys()
     assert len(keys) == len(set(keys)), "a version went twice in a run without a crash"
-    assert all(verify_signature(WEBHOOK_SECRET.encode(), r.headers[TIMESTAMP_HEADER], r.body,
-                                r.headers[SIGNATURE_HEADER], time.time(), tolerance_s=3600)
-               for r in receiver.snapshot())
+    assert all(r.signed_with(WEBHOOK_SECRET.encode(), tolerance_s=3600) for r in receiver.snapshot())
     log = "".join(output)
     assert process.returncode == 0, log[-3000:]
     with postgres.connection(database_url) as conn:
