@@ -18,6 +18,7 @@ from fraud_detection.triage import store
 from fraud_detection.triage.status import TRANSITIONS, Status, TransitionError
 
 MINUTE_MS = 60_000
+EVENT_DAY = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)  # bursts' event times, far from midnight
 
 
 def alert(alert_id: str, card: str, count: int, t0_ms: int) -> detections.AlertRow:
@@ -43,7 +44,7 @@ def three_alerts(database_url, monkeypatch):
     ago; the CLI's database."""
     monkeypatch.setenv("FRAUD_DATABASE_URL", database_url)
     now = datetime.now(timezone.utc)
-    t0 = int((now - timedelta(minutes=30)).timestamp() * 1000)
+    t0 = int(EVENT_DAY.timestamp() * 1000)  # fixed: windows read the same whatever the hour the test runs
     write(database_url, 0, detections.BatchResult(alerts=[alert("a1", "c-1", 6, t0), alert("a3", "c-2", 8, t0)]),
           now - timedelta(minutes=2))
     write(database_url, 1, detections.BatchResult(alerts=[alert("a2", "c-1", 7, t0 + 15 * MINUTE_MS)]),
