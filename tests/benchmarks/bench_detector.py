@@ -55,15 +55,20 @@ def produce_dataset(kafka, topic: str, rows: int, cards: int, seed: int) -> list
     return [e for e in episodes if e.kind == ATTACK]
 
 
+def kafka_source(spark, settings):
+    """The topic from the start, at most max_offsets_per_trigger records per batch."""
+    return (spark.readStream.format("kafka").options(**kafka_clients.spark_source_options(settings.kafka))
+            .option("subscribe", settings.kafka.topic).option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", settings.detector.max_offsets_per_trigger).load())
+
+
 def naive_query(spark, settings, full_parse: bool):
     """The seed's design: 10-minute tumbling windows per card, count > threshold.
 
     ``full_parse`` uses the detector's own parse step (same validation work); otherwise a bare
     ``from_json`` that drops what it cannot read, as the seed did.
     """
-    kafka = (spark.readStream.format("kafka").options(**kafka_clients.spark_source_options(settings.kafka))
-             .option("subscribe", settings.kafka.topic).option("startingOffsets", "earliest")
-             .option("maxOffsetsPerTrigger", settings.detector.max_offsets_per_trigger).load())
+    kafka = kafka_source(spark, settings)
     if full_parse:
         parsed = parse_records(kafka, 4096, 86_400).where(F.col("reason").isNull())
     else:
@@ -87,6 +92,27 @@ def drain_naive(spark, settings, checkpoint: Path, full_parse: bool):
              .option("checkpointLocation", str(checkpoint)).foreachBatch(collect).start())
     query.awaitTermination()
     return query.recentProgress, found
+
+
+def stage_queries(spark, settings) -> dict:
+    """The detector's steps cut off one after another (each into Spark's no-op sink): the differences
+    between neighbours say what each step costs per row."""
+    kafka = kafka_source(spark, settings)
+    d = settings.detector
+    record = F.from_json(F.col("value").cast("string"), "card_id string, event_time string")
+    return {
+        "Kafka source only (key, value)": kafka.select("key", "value"),
+        "+ bare from_json of 2 fields": kafka.select(record["card_id"], F.to_timestamp(record["event_time"])),
+        "+ the detector's parse step": parse_records(kafka, d.max_record_bytes, d.max_future),
+        "+ watermark, shuffle, operator (no sink)": job.detector_stream(spark, settings)[0],
+    }
+
+
+def drain_stage(frame, checkpoint: Path):
+    query = (frame.writeStream.format("noop").outputMode("update" if frame.isStreaming else "append")
+             .trigger(availableNow=True).option("checkpointLocation", str(checkpoint)).start())
+    query.awaitTermination()
+    return query.recentProgress
 
 
 def drain_exact(spark, settings, url):
@@ -199,6 +225,8 @@ def main() -> None:
     parser.add_argument("--lateness", type=int, default=3600,
                         help="watermark delay (s) of the backlog runs: capped batches over a pre-produced topic "
                              "let partitions drift apart in event time, which a live stream does not")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time the detector's steps cut off one after another (where a batch's time goes)")
     parser.add_argument("--live-rates", default="5000,20000", help="comma separated; empty for none")
     parser.add_argument("--live-seconds", type=float, default=60)
     args = parser.parse_args()
@@ -226,6 +254,11 @@ def main() -> None:
                     results.append((name, size, *throughput(progress),
                                     f"{naive_recall(attacks, found)}/{len(attacks)}, {len(found)} alerts"))
                     log.info("%s", results[-1])
+                if args.stages:
+                    for i, (name, frame) in enumerate(stage_queries(spark, settings).items()):
+                        progress = drain_stage(frame, tmp / f"stage-{size}-{i}")
+                        results.append((name, size, *throughput(progress), "-"))
+                        log.info("%s", results[-1])
                 for operator, store in itertools.product(args.operators.split(","), args.state_stores.split(",")):
                     if operator == "transformwithstate" and store != "rocksdb":
                         continue  # RocksDB only (settings refuse the pair)
