@@ -41,7 +41,9 @@ log = logging.getLogger("bench")
 
 def produce_dataset(kafka, topic: str, rows: int, cards: int, seed: int) -> list:
     """A seeded stream of about ``rows`` transactions; returns the attack episodes injected."""
-    model = TrafficModel(card_space="b", population=cards, seed=seed, start_ms=int(time.time() * 1000) - 86_400_000,
+    day_ms = 86_400_000
+    midday_yesterday = int(time.time() * 1000) // day_ms * day_ms - day_ms // 2  # the same traffic at any hour
+    model = TrafficModel(card_space="b", population=cards, seed=seed, start_ms=midday_yesterday,
                          rate_per_second=cards / 700, attack_interval_s=50, decoy_ratio=0.5, slice_ms=1000)
     settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic})
     publisher = Publisher(settings.kafka)
