@@ -156,6 +156,26 @@ def exact_recall(url: str, attacks) -> str:
     return f"{caught}/{len(attacks)}, {len(alerts)} alerts, {late} late"
 
 
+def phase_medians(url: str) -> dict[str, float]:
+    """Median milliseconds per phase over the batches that read records (pipeline_metrics.batch_phases_ms)."""
+    with postgres.connection(url) as conn:
+        rows = [r[0] for r in postgres.fetch_all(
+            conn, "SELECT batch_phases_ms || jsonb_build_object('total', batch_duration_ms) FROM pipeline_metrics"
+                  " WHERE input_rows > 0 AND batch_phases_ms IS NOT NULL")]
+    return {name: statistics.median(r.get(name, 0.0) for r in rows) for name in sorted({k for r in rows for k in r})}
+
+
+def print_phases(runs: dict[str, dict[str, float]]) -> None:
+    """One column per run: where a batch's time goes (median ms; state times are summed over partitions)."""
+    if not runs:
+        return
+    names = sorted({k for phases in runs.values() for k in phases}, key=lambda k: (k != "total", k))
+    print("\n| median ms per batch | " + " | ".join(runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{phases.get(name, 0):,.0f}" for phases in runs.values()) + " |")
+
+
 def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups") -> dict:
     """Generator at ``rate`` tx/s for ``seconds`` with the detector (``operator``) running; latency and lag."""
     name = f"live-{int(rate)}-{operator}"
@@ -193,7 +213,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
     return {"rate": rate, "operator": operator, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
             "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,
-            "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0}
+            "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0, "phases": phase_medians(url)}
 
 
 def _lag(url, kafka, topic) -> int:
@@ -235,7 +255,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("fraud_detection", "py4j", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    results, live = [], []
+    results, live, phases = [], [], {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
@@ -272,6 +292,7 @@ def main() -> None:
                     progress = drain_exact(spark, exact, url)
                     results.append((f"exact ({operator} operator, {store} state)", size, *throughput(progress),
                                     exact_recall(url, attacks)))
+                    phases[f"{operator}, {store}, {size:,} rows"] = phase_medians(url)
                     log.info("%s", results[-1])
             spark.stop()
             url = pg.create_database("bench_live")
@@ -279,6 +300,7 @@ def main() -> None:
             for rate, operator in itertools.product((float(r) for r in args.live_rates.split(",") if r),
                                                     args.operators.split(",")):
                 live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator))
+                phases[f"{operator}, live {rate:,.0f} tx/s"] = live[-1]["phases"]
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
           f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
@@ -291,6 +313,7 @@ def main() -> None:
     for r in live:
         print(f"| {r['operator']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
+    print_phases(phases)
 
 
 if __name__ == "__main__":

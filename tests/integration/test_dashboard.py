@@ -66,7 +66,7 @@ def seed(url: str, now: datetime) -> None:
         postgres.record_ground_truth(conn, "generator:seed", episodes)
         for batch_id, batch in enumerate(batches):
             detections.write_batch(conn, "run-1", batch_id, batch, now - timedelta(seconds=30 - 10 * batch_id))
-            detections.record_duration(conn, "run-1", batch_id, 750.0 + batch_id)
+            detections.record_duration(conn, "run-1", batch_id, 750.0 + batch_id, {"addBatch": 700.0})
         for alert_id, to, seconds_ago in (("a2", Status.RESOLVED, 10), ("a3", Status.ACKNOWLEDGED, 15),
                                           ("a3", Status.RESOLVED, 5)):
             store.change_status(conn, alert_id, to, "ann", at=now - timedelta(seconds=seconds_ago))

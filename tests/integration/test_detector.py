@@ -58,6 +58,13 @@ def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_serv
     assert totals["input_rows"] == len(delivered)
     assert totals["duplicate_rows"] == len(delivered) - len(events)
     assert totals["batches"] == chunks
+    with postgres.connection(url) as conn:  # where each batch's time went (migration 0008)
+        phases = [p for (p,) in postgres.fetch_all(conn, "SELECT batch_phases_ms FROM pipeline_metrics")]
+    assert len(phases) == chunks
+    expected = {"addBatch", "walCommit", "commitOffsets", "stateCommit", "stateUpdates", "sinkJob", "sinkWrite"}
+    for p in phases:
+        assert p.keys() >= expected and min(p.values()) >= 0, p
+        assert p["sinkJob"] + p["sinkWrite"] <= p["addBatch"] + 1, p
 
 
 # Each example is a whole streaming run (seconds), so no shrinking: the seed in the report reproduces it.

@@ -85,7 +85,7 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
         writer = writer.trigger(availableNow=True)
     elif settings.detector.trigger_interval > 0:
         writer = writer.trigger(processingTime=f"{settings.detector.trigger_interval} seconds")
-    recorder = ProgressRecorder(database_url)
+    recorder = ProgressRecorder(database_url, sink)
     spark.streams.addListener(recorder)
     query = writer.start()
     recorder.run_id = str(query.id)

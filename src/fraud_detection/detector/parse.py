@@ -16,7 +16,6 @@ from pyspark.sql import functions as F
 from fraud_detection.transaction import FIELDS, MAX_AMOUNT, SCHEMA_VERSION
 
 
-
 def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) -> DataFrame:
     """Kafka source rows (key, value, topic, partition, offset, timestamp) to the operator's input: the
     columns of InputColumns.NAMES (velocity-operator) plus ``event_time``, the watermark's column."""

@@ -46,6 +46,7 @@ class PostgresSink:
         self._run_id: str | None = None
         self._started = threading.Event()
         self._input_rows = input_rows  # JVM accumulator, read around each batch
+        self.timings: dict[int, dict[str, float]] = {}  # batch id -> the sink's phases, for ProgressRecorder
 
     def started(self, run_id: str) -> None:
         self._run_id = run_id
@@ -54,11 +55,15 @@ class PostgresSink:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         began = time.monotonic()
         counted_before = self._input_rows.value()
-        rows = batch.collect()
+        rows = batch.collect()  # runs the batch's Spark job
+        collected = time.monotonic()
         result = batch_result(rows)
         result.input_rows = self._input_rows.value() - counted_before
         self._started.wait()
+        writing = time.monotonic()
         outcome = detections.write_batch_retrying(self._db, self._run_id, batch_id, result, self._retry_timeout_s)
+        written = time.monotonic()
+        self.timings[batch_id] = {"sinkJob": (collected - began) * 1000, "sinkWrite": (written - writing) * 1000}
         if outcome is None:
             log.info("event=batch_skipped batch_id=%d reason=already_committed", batch_id)
             return
@@ -73,11 +78,24 @@ class PostgresSink:
         self._db.close()
 
 
-class ProgressRecorder(StreamingQueryListener):
-    """Adds Spark's batch duration to each batch's pipeline_metrics row (after the batch committed)."""
+def batch_phases(progress, sink_ms: dict[str, float]) -> dict[str, float]:
+    """Where a batch's time went (migration 0008): Spark's phases but the total, the state operators' task
+    times summed over partitions, and the sink's job and write."""
+    phases = {name: float(ms) for name, ms in progress.durationMs.items() if name != "triggerExecution"}
+    operators = progress.stateOperators
+    phases["stateCommit"] = float(sum(op.commitTimeMs for op in operators))
+    phases["stateUpdates"] = float(sum(op.allUpdatesTimeMs for op in operators))
+    phases["stateRemovals"] = float(sum(op.allRemovalsTimeMs for op in operators))
+    return {**phases, **sink_ms}
 
-    def __init__(self, database_url: str) -> None:
+
+class ProgressRecorder(StreamingQueryListener):
+    """Adds Spark's batch duration and its phases to each batch's pipeline_metrics row (after the batch
+    committed)."""
+
+    def __init__(self, database_url: str, sink: PostgresSink) -> None:
         self._db = postgres.LazyConnection(database_url)
+        self._sink = sink
         self.run_id: str | None = None  # other queries in the same session are not ours
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's listener API)
@@ -87,9 +105,11 @@ class ProgressRecorder(StreamingQueryListener):
         progress = event.progress
         if str(progress.id) != self.run_id:
             return
+        sink_ms = self._sink.timings.pop(progress.batchId, {})
         try:
             detections.record_duration(self._db.get(), str(progress.id), progress.batchId,
-                                       float(progress.durationMs.get("triggerExecution", 0)))
+                                       float(progress.durationMs.get("triggerExecution", 0)),
+                                       batch_phases(progress, sink_ms))
         except Exception as err:  # noqa: BLE001 - a metrics write must not kill the listener thread; the batch is safe
             log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
             self._db.reset()

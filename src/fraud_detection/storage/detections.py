@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import psycopg2
 import stamina
-from psycopg2.extras import execute_values
+from psycopg2.extras import Json, execute_values
 
 from fraud_detection.storage.postgres import LazyConnection, utc
 
@@ -178,10 +178,12 @@ def _to_outbox(cur, alert_ids: list[str]) -> None:
         )
 
 
-def record_duration(conn, run_id: str, batch_id: int, duration_ms: float) -> None:
-    """Spark's duration of a committed batch, from its progress event (lost if the process dies first)."""
+def record_duration(conn, run_id: str, batch_id: int, duration_ms: float, phases_ms: dict[str, float]) -> None:
+    """Spark's duration of a committed batch and where it went (migration 0008), from its progress event (lost
+    if the process dies first)."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "UPDATE pipeline_metrics SET batch_duration_ms = %s WHERE component = %s AND run_id = %s AND batch_id = %s",
-            (duration_ms, COMPONENT, run_id, batch_id),
+            "UPDATE pipeline_metrics SET batch_duration_ms = %s, batch_phases_ms = %s"
+            " WHERE component = %s AND run_id = %s AND batch_id = %s",
+            (duration_ms, Json(phases_ms), COMPONENT, run_id, batch_id),
         )
