@@ -8,7 +8,9 @@ import com.fasterxml.jackson.core.json.JsonReadFeature;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.StringWriter;
+import java.time.LocalDate;
 import java.time.OffsetDateTime;
+import java.time.YearMonth;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 import java.time.format.ResolverStyle;
@@ -237,11 +239,45 @@ public final class RecordParser implements Serializable {
 
   /** Epoch milliseconds of {@code 2026-11-28T14:07:00.123Z} (any offset), or null when it is not such a time. */
   static Long eventTimeMs(String text) {
+    if (text.length() == 24 && text.charAt(23) == 'Z') {
+      return utcMillis(text);
+    }
     try {
       return OffsetDateTime.parse(text, EVENT_TIME).toInstant().toEpochMilli();
     } catch (DateTimeParseException | ArithmeticException e) {
       return null;
     }
+  }
+
+  /**
+   * The producers' own form, {@code uuuu-MM-ddTHH:mm:ss.SSSZ}, read without the general formatter: it was a
+   * third of the parser's time (`make bench-detector --stages`). Same result as the formatter, tested.
+   */
+  private static Long utcMillis(String t) {
+    int year = digits(t, 0, 4), month = digits(t, 5, 2), day = digits(t, 8, 2);
+    int hour = digits(t, 11, 2), minute = digits(t, 14, 2), second = digits(t, 17, 2), milli = digits(t, 20, 3);
+    boolean separators = t.charAt(4) == '-' && t.charAt(7) == '-' && t.charAt(10) == 'T' && t.charAt(13) == ':'
+        && t.charAt(16) == ':' && t.charAt(19) == '.';
+    if (!separators || year < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour < 0 || hour > 23
+        || minute < 0 || minute > 59 || second < 0 || second > 59 || milli < 0
+        || day > YearMonth.of(year, month).lengthOfMonth()) {
+      return null;
+    }
+    long days = LocalDate.of(year, month, day).toEpochDay();
+    return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000L + milli;
+  }
+
+  /** The decimal number in {@code t[from, from + n)}, or -1 unless all n characters are ASCII digits. */
+  private static int digits(String t, int from, int n) {
+    int value = 0;
+    for (int i = from; i < from + n; i++) {
+      char ch = t.charAt(i);
+      if (ch < '0' || ch > '9') {
+        return -1;
+      }
+      value = value * 10 + (ch - '0');
+    }
+    return value;
   }
 
   /** At most MAX_DETAIL characters, control characters replaced: a detail quotes input and is stored. */

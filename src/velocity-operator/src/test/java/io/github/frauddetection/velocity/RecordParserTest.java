@@ -8,6 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.frauddetection.velocity.RecordParser.Parsed;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.time.format.DateTimeParseException;
+import java.time.format.ResolverStyle;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -154,6 +160,27 @@ class RecordParserTest {
     assertEquals(TIME_MS, PARSER.parse(record(null, null), TIME_MS - 86_400_000).eventTimeMs(),
         "exactly at the limit is allowed");
     assertEquals(RecordParser.FUTURE_EVENT_TIME, PARSER.parse(record(null, null), TIME_MS - 86_400_001).reason());
+  }
+
+  @Test
+  void theProducersTimeFormatReadsAsTheGeneralFormatterReadsIt() {
+    DateTimeFormatter general = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSX")
+        .withResolverStyle(ResolverStyle.STRICT);
+    Random random = new Random(11);
+    for (int i = 0; i < 20_000; i++) {
+      long ms = random.nextLong(-62_000_000_000_000L, 253_000_000_000_000L); // years 0005 to 9987
+      String text = general.format(Instant.ofEpochMilli(ms).atOffset(ZoneOffset.UTC));
+      assertEquals(ms, RecordParser.eventTimeMs(text), text);
+    }
+    String[] invalid = {"2026-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-00-10T00:00:00.000Z",
+        "2026-04-31T00:00:00.000Z", "2026-01-01T24:00:00.000Z", "2026-01-01T00:60:00.000Z",
+        "2026-01-01T00:00:60.000Z", "2026-01-01 00:00:00.000Z", "2026-01-01T00:00:00,000Z",
+        "+026-01-01T00:00:00.000Z", "2026-1-01T00:00:00.0000Z", "2026-01-01T00:00:0a.000Z"};
+    for (String text : invalid) {
+      assertNull(RecordParser.eventTimeMs(text), text);
+      assertThrows(DateTimeParseException.class, () -> OffsetDateTime.parse(text, general), text);
+    }
+    assertEquals(951_782_400_000L, RecordParser.eventTimeMs("2000-02-29T00:00:00.000Z"), "a leap day");
   }
 
   @Test
