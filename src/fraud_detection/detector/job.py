@@ -17,7 +17,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from fraud_detection.detector.parse import parse_records
 from fraud_detection.detector.session import check_checkpoint_dir, claim_checkpoint, spark_session
-from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners
+from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, listen
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.settings import Settings
@@ -53,8 +53,8 @@ class Detector:
     """One running detector query with its sink and progress listener."""
 
     def __init__(self, spark: SparkSession, query: StreamingQuery, sink: PostgresSink,
-                 recorder: ProgressRecorder) -> None:
-        self.spark, self.query, self._sink, self._recorder = spark, query, sink, recorder
+                 recorder: ProgressRecorder, relay) -> None:
+        self.spark, self.query, self._sink, self._recorder, self._relay = spark, query, sink, recorder, relay
 
     def stop(self) -> None:
         """Stop the query, let the last progress reach PostgreSQL, release connections."""
@@ -64,7 +64,8 @@ class Detector:
         if self.query.isActive:
             self.query.stop()
         drain_listeners(self.spark)
-        self.spark.streams.removeListener(self._recorder)
+        self.spark._jsparkSession.streams().removeListener(self._relay)  # noqa: SLF001 (py4j)
+        self._recorder.close()
         self._sink.close()
 
 
@@ -86,11 +87,11 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
     elif settings.detector.trigger_interval > 0:
         writer = writer.trigger(processingTime=f"{settings.detector.trigger_interval} seconds")
     recorder = ProgressRecorder(database_url, sink)
-    spark.streams.addListener(recorder)
+    relay = listen(spark, recorder)
     query = writer.start()
     recorder.run_id = str(query.id)
     sink.started(str(query.id))
-    return Detector(spark, query, sink, recorder)
+    return Detector(spark, query, sink, recorder, relay)
 
 
 def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:

@@ -3,13 +3,13 @@ batch durations recorded beside them (storage.detections holds the SQL and the e
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import fields
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQueryListener
 
 from fraud_detection.storage import detections, postgres
 
@@ -78,47 +78,55 @@ class PostgresSink:
         self._db.close()
 
 
-def batch_phases(progress, sink_ms: dict[str, float]) -> dict[str, float]:
+def batch_phases(progress: dict, sink_ms: dict[str, float]) -> dict[str, float]:
     """Where a batch's time went (migration 0008): Spark's phases but the total, the state operators' task
-    times summed over partitions, and the sink's job and write."""
-    phases = {name: float(ms) for name, ms in progress.durationMs.items() if name != "triggerExecution"}
-    operators = progress.stateOperators
-    phases["stateCommit"] = float(sum(op.commitTimeMs for op in operators))
-    phases["stateUpdates"] = float(sum(op.allUpdatesTimeMs for op in operators))
-    phases["stateRemovals"] = float(sum(op.allRemovalsTimeMs for op in operators))
+    times summed over partitions, and the sink's job and write. ``progress`` is Spark's progress JSON."""
+    phases = {name: float(ms) for name, ms in progress["durationMs"].items() if name != "triggerExecution"}
+    operators = progress.get("stateOperators", [])
+    for phase, key in (("stateCommit", "commitTimeMs"), ("stateUpdates", "allUpdatesTimeMs"),
+                       ("stateRemovals", "allRemovalsTimeMs")):
+        phases[phase] = float(sum(op.get(key, 0) for op in operators))
     return {**phases, **sink_ms}
 
 
-class ProgressRecorder(StreamingQueryListener):
+class ProgressRecorder:
     """Adds Spark's batch duration and its phases to each batch's pipeline_metrics row (after the batch
-    committed)."""
+    committed). Spark calls it through ProgressRelay (velocity-operator) with the progress as JSON."""
 
     def __init__(self, database_url: str, sink: PostgresSink) -> None:
         self._db = postgres.LazyConnection(database_url)
         self._sink = sink
         self.run_id: str | None = None  # other queries in the same session are not ours
 
-    def onQueryStarted(self, event) -> None:  # noqa: N802 (Spark's listener API)
-        pass
-
-    def onQueryProgress(self, event) -> None:  # noqa: N802
-        progress = event.progress
-        if str(progress.id) != self.run_id:
+    def progress(self, text: str) -> None:
+        progress = json.loads(text)
+        if progress["id"] != self.run_id:
             return
-        sink_ms = self._sink.timings.pop(progress.batchId, {})
+        batch_id = int(progress["batchId"])
+        sink_ms = self._sink.timings.pop(batch_id, {})
         try:
-            detections.record_duration(self._db.get(), str(progress.id), progress.batchId,
-                                       float(progress.durationMs.get("triggerExecution", 0)),
+            detections.record_duration(self._db.get(), self.run_id, batch_id,
+                                       float(progress["durationMs"].get("triggerExecution", 0)),
                                        batch_phases(progress, sink_ms))
         except Exception as err:  # noqa: BLE001 - a metrics write must not kill the listener thread; the batch is safe
-            log.warning("event=progress_not_recorded batch_id=%d error=%s", progress.batchId, err)
+            log.warning("event=progress_not_recorded batch_id=%d error=%s", batch_id, err)
             self._db.reset()
 
-    def onQueryIdle(self, event) -> None:  # noqa: N802
-        pass
+    def close(self) -> None:
+        self._db.close()
 
-    def onQueryTerminated(self, event) -> None:  # noqa: N802
-        pass
+    class Java:  # py4j: the Java interface this object implements
+        implements = ["io.github.frauddetection.velocity.ProgressRelay$Receiver"]
+
+
+def listen(spark: SparkSession, recorder: ProgressRecorder):
+    """Register ``recorder`` for Spark's progress events; returns the JVM listener, to remove it later."""
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    ensure_callback_server_started(spark.sparkContext._gateway)  # noqa: SLF001 (py4j calls back into Python)
+    relay = spark._jvm.io.github.frauddetection.velocity.ProgressRelay(recorder)  # noqa: SLF001 (py4j)
+    spark._jsparkSession.streams().addListener(relay)  # noqa: SLF001 (py4j)
+    return relay
 
 
 def drain_listeners(spark: SparkSession, timeout_ms: int = 10_000) -> None:
