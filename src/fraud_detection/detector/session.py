@@ -34,6 +34,11 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(d.shuffle_partitions))
         .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
+        # RocksDB (the default store): a commit writes the batch's changes, not new SST files (snapshots follow
+        # in the background), and a put no longer reads its key first to count rows. Checkpoints written
+        # either way resume either way.
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
+        .config("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
         # Alerts are emitted as events arrive; batches without new data would only spin.
         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         # The admin-client offset reader (default since Spark 3.1) hung here for minutes in describeTopics
