@@ -12,7 +12,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from fraud_detection.detector.job import start
-from fraud_detection.detector.session import CheckpointOperatorError
+from fraud_detection.detector.session import (
+    LEGACY_STATE_FORMAT,
+    STATE_FORMAT,
+    STATE_FORMAT_MARKER,
+    CheckpointOperatorError,
+)
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres
 from fraud_detection.transaction import format_event_time
@@ -100,6 +105,28 @@ def test_a_checkpoint_is_resumed_only_by_the_operator_that_wrote_it(spark, kafka
         start(spark, detector_settings(tmp_path, operator="transformwithstate"), database_url, available_now=True)
     runs.drain(spark, detector_settings(tmp_path, operator="mapgroups"), database_url)  # its own still resumes
     assert runs.metrics_totals(database_url)["input_rows"] == 1
+
+
+def test_a_checkpoint_from_before_state_formats_resumes_in_its_own(spark, kafka, topic, database_url, stack_env,
+                                                                  tmp_path, operator):
+    """A checkpoint without a state-format marker (written before there were two) keeps the bean format; its
+    cards' windows carry over the restart; a new checkpoint records the compact format."""
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / STATE_FORMAT_MARKER).write_text(str(LEGACY_STATE_FORMAT))  # as the earlier release wrote it
+    t0 = runs.base_ms()
+    burst = [runs.Event("c", f"t{i}", t0 + i * 60_000, 100) for i in range(6)]
+    runs.produce_events(kafka.bootstrap_servers, topic, burst[:3])
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
+    (checkpoint / STATE_FORMAT_MARKER).unlink()  # the earlier release wrote none
+    runs.produce_events(kafka.bootstrap_servers, topic, burst[3:])
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
+    assert (checkpoint / STATE_FORMAT_MARKER).read_text() == str(LEGACY_STATE_FORMAT)
+    assert runs.live_alerts(database_url) == runs.oracle_alerts(burst), "the first three came through the restart"
+
+    fresh = tmp_path / "fresh"
+    runs.drain(spark, detector_settings(fresh, operator=operator), database_url)
+    assert (fresh / "checkpoint" / STATE_FORMAT_MARKER).read_text() == str(STATE_FORMAT)
 
 
 _DROP = object()

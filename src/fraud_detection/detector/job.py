@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_detection.detector.parse import parse_records
-from fraud_detection.detector.session import check_checkpoint_dir, claim_checkpoint, spark_session
+from fraud_detection.detector.session import STATE_FORMAT, check_checkpoint_dir, claim_checkpoint, spark_session
 from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, listen
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 _JVM_GONE = (Py4JError, PySparkException, ConnectionError)
 
 
-def detector_stream(spark: SparkSession, settings: Settings):
-    """The whole transformation, from the topic to the operator's output rows (and its input counter)."""
+def detector_stream(spark: SparkSession, settings: Settings, state_format: int = STATE_FORMAT):
+    """The whole transformation, from the topic to the operator's output rows (and its input counter), with
+    state kept in ``state_format`` (the checkpoint's, see session.claim_checkpoint)."""
     d = settings.detector
     reader = (
         spark.readStream.format("kafka")
@@ -46,7 +47,8 @@ def detector_stream(spark: SparkSession, settings: Settings):
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
     parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
-    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets, d.operator)
+    return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets, d.operator,
+                          state_format)
 
 
 class Detector:
@@ -73,8 +75,8 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
     # An exception in the sink goes back to the JVM, which fails the query with it (run_detector logs it once);
     # py4j's callback thread would log it again, and log every interruption of a batch by a stop.
     logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
-    claim_checkpoint(spark, settings.detector.checkpoint_dir, settings.detector.operator)
-    stream, input_rows = detector_stream(spark, settings)
+    state_format = claim_checkpoint(spark, settings.detector.checkpoint_dir, settings.detector.operator)
+    stream, input_rows = detector_stream(spark, settings, state_format)
     sink = PostgresSink(database_url, input_rows, settings.detector.sink_retry_timeout)
     writer = (
         stream.writeStream.queryName("velocity-detector")

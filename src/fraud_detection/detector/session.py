@@ -12,8 +12,12 @@ from pyspark.sql import SparkSession
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
 from fraud_detection.settings import Operator, Settings
 
-# Written into the checkpoint folder: the operator whose state the checkpoint holds.
+# Written into the checkpoint folder: the operator whose state the checkpoint holds, and how it stores it.
 OPERATOR_MARKER = "fraud-detection-operator"
+STATE_FORMAT_MARKER = "fraud-detection-state-format"
+# StateFormat in velocity-operator: 1 the bean of arrays (checkpoints from before format markers), 2 bytes.
+STATE_FORMAT = 2
+LEGACY_STATE_FORMAT = 1
 
 STATE_STORES = {
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
@@ -88,8 +92,9 @@ class CheckpointOperatorError(RuntimeError):
     """The checkpoint holds the other operator's state; the message says what to do."""
 
 
-def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operator) -> None:
-    """Record which operator's state a checkpoint holds, and refuse to resume it with the other one.
+def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operator) -> int:
+    """Record which operator's state a checkpoint holds, and refuse to resume it with the other one; returns
+    the checkpoint's state format (a new checkpoint gets STATE_FORMAT, an old one keeps its own).
 
     The two operators keep differently keyed state under different Spark operators, so neither can read the
     other's; Spark would fail at the first batch with a message about its state metadata. Goes through
@@ -98,24 +103,36 @@ def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operato
     jvm = spark._jvm  # noqa: SLF001 (py4j gateway)
     root = jvm.org.apache.hadoop.fs.Path(checkpoint_dir)
     fs = root.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001 (py4j)
-    marker = jvm.org.apache.hadoop.fs.Path(root, OPERATOR_MARKER)
-    started = fs.exists(jvm.org.apache.hadoop.fs.Path(root, "offsets"))  # Spark ran a batch there
-    if fs.exists(marker):
-        stream = fs.open(marker)
+
+    def read(name: str) -> str | None:
+        path = jvm.org.apache.hadoop.fs.Path(root, name)
+        if not fs.exists(path):
+            return None
+        stream = fs.open(path)
         try:
-            holder = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
         finally:
             stream.close()
-    else:
-        holder = "mapgroups" if started else None  # checkpoints from before the switch existed
+
+    def write(name: str, text: str) -> None:
+        stream = fs.create(jvm.org.apache.hadoop.fs.Path(root, name), True)
+        try:
+            stream.write(text.encode())
+        finally:
+            stream.close()
+
+    started = fs.exists(jvm.org.apache.hadoop.fs.Path(root, "offsets"))  # Spark ran a batch there
+    holder = read(OPERATOR_MARKER) or ("mapgroups" if started else None)  # from before the marker existed
     if started and holder != operator:
         raise CheckpointOperatorError(
             f"checkpoint {checkpoint_dir} holds the state of operator {holder}, not {operator}: set"
             f" FRAUD_DETECTOR__OPERATOR={holder} to resume it, or give a new FRAUD_DETECTOR__CHECKPOINT_DIR"
             " (docs/real-time-mode.md, 'Changing operator')")
     if holder != operator:
-        stream = fs.create(marker, True)
-        try:
-            stream.write(operator.encode())
-        finally:
-            stream.close()
+        write(OPERATOR_MARKER, operator)
+    recorded = read(STATE_FORMAT_MARKER)
+    if recorded is not None:
+        return int(recorded)
+    state_format = LEGACY_STATE_FORMAT if started else STATE_FORMAT
+    write(STATE_FORMAT_MARKER, str(state_format))
+    return state_format

@@ -79,11 +79,13 @@ def operator_jars(folder: Path) -> list[Path]:
     return jars
 
 
-def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int, operator: Operator):
+def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int, operator: Operator,
+                   state_format: int):
     """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record.
 
     Returns the output DataFrame and the JVM accumulator that counts the records the operator took in.
     ``state_buckets`` applies to ``mapgroups`` only: ``transformwithstate`` keeps state per card.
+    ``state_format`` is the checkpoint's (StateFormat in velocity-operator, session.claim_checkpoint).
     """
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
@@ -92,8 +94,8 @@ def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buck
     velocity = session._jvm.io.github.frauddetection.velocity  # noqa: SLF001 (py4j gateway)
     jdf = parsed._jdf  # noqa: SLF001 (py4j: the operator takes the JVM DataFrame)
     if operator == "transformwithstate":
-        jresult = velocity.VelocityProcessor.apply(jdf, threshold, window_ms, input_rows)
+        jresult = velocity.VelocityProcessor.apply(jdf, threshold, window_ms, input_rows, state_format)
     else:
-        jresult = velocity.VelocityOperator.apply(jdf, threshold, window_ms, state_buckets, input_rows)
+        jresult = velocity.VelocityOperator.apply(jdf, threshold, window_ms, state_buckets, input_rows, state_format)
     result = ClassicDataFrame(jresult, session)
     return result.select(*[F.col(java).alias(snake_case(java)) for java in result.columns]), input_rows

@@ -46,46 +46,53 @@ public final class VelocityOperator {
   /**
    * @param inputRows counts every record the operator takes in (the sink reads it per batch, so the count
    *     commits with the batch's alerts)
+   * @param stateFormat the checkpoint's ({@link StateFormat})
    */
-  public static Dataset<Row> apply(
-      Dataset<Row> parsed, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
+  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, int buckets,
+      LongAccumulator inputRows, int stateFormat) {
     if (buckets < 1) {
       throw new IllegalArgumentException("buckets must be positive");
     }
-    InputColumns columns = new InputColumns(parsed.schema());
+    return run(parsed, new Step<>(new InputColumns(parsed.schema()), threshold, windowMs, buckets, inputRows,
+        StateFormat.of(stateFormat)));
+  }
+
+  private static <S> Dataset<Row> run(Dataset<Row> parsed, Step<S> step) {
+    InputColumns columns = step.c;
+    int buckets = step.buckets;
     MapFunction<Row, Integer> key = row -> {
       String card = columns.cardId(row);
       return card == null ? REJECTED_GROUP : bucketOf(card, buckets);
     };
     return parsed
         .groupByKey(key, Encoders.INT())
-        .flatMapGroupsWithState(
-            new Step(columns, threshold, windowMs, buckets, inputRows),
-            OutputMode.Update(),
-            Encoders.bean(BucketState.class),
-            Encoders.bean(DetectorOutput.class),
-            GroupStateTimeout.NoTimeout())
+        .flatMapGroupsWithState(step, OutputMode.Update(), step.format.encoder(),
+            Encoders.bean(DetectorOutput.class), GroupStateTimeout.NoTimeout())
         .toDF();
   }
 
-  static final class Step implements FlatMapGroupsWithStateFunction<Integer, Row, BucketState, DetectorOutput> {
+  static final class Step<S> implements FlatMapGroupsWithStateFunction<Integer, Row, S, DetectorOutput> {
     private static final long serialVersionUID = 1L;
     private final InputColumns c;
     private final int threshold;
     private final long windowMs;
     private final int buckets;
     private final LongAccumulator inputRows;
+    private final StateFormat<S> format;
 
-    Step(InputColumns columns, int threshold, long windowMs, int buckets, LongAccumulator inputRows) {
+    @SuppressWarnings("unchecked")
+    Step(InputColumns columns, int threshold, long windowMs, int buckets, LongAccumulator inputRows,
+        StateFormat<?> format) {
       this.c = columns;
       this.threshold = threshold;
       this.windowMs = windowMs;
       this.buckets = buckets;
       this.inputRows = inputRows;
+      this.format = (StateFormat<S>) format;
     }
 
     @Override
-    public Iterator<DetectorOutput> call(Integer bucket, Iterator<Row> rows, GroupState<BucketState> state) {
+    public Iterator<DetectorOutput> call(Integer bucket, Iterator<Row> rows, GroupState<S> state) {
       List<DetectorOutput> out = new ArrayList<>();
       if (bucket == REJECTED_GROUP) {
         rows.forEachRemaining(row -> out.add(c.rejected(row)));
@@ -93,14 +100,8 @@ public final class VelocityOperator {
         return out.iterator();
       }
       long watermarkMs = state.getCurrentWatermarkMs();
-      Map<String, VelocityWindow> cards = new HashMap<>();
-      if (state.exists()) {
-        if (state.get().getBuckets() != buckets) {
-          throw new IllegalStateException("the checkpoint's state was built with " + state.get().getBuckets()
-              + " buckets, not " + buckets + ": keep FRAUD_DETECTOR__STATE_BUCKETS, or start a new checkpoint");
-        }
-        cards = BucketCodec.load(state.get(), threshold, windowMs);
-      }
+      Map<String, VelocityWindow> cards =
+          state.exists() ? format.load(state.get(), buckets, threshold, windowMs) : new HashMap<>();
       Map<String, List<Txn>> batch = new LinkedHashMap<>();
       rows.forEachRemaining(row -> batch.computeIfAbsent(c.cardId(row), k -> new ArrayList<>()).add(c.txn(row)));
       inputRows.add(batch.values().stream().mapToLong(List::size).sum());
@@ -114,7 +115,7 @@ public final class VelocityOperator {
       if (cards.isEmpty()) {
         state.remove();
       } else {
-        state.update(BucketCodec.save(cards.values(), buckets));
+        state.update(format.save(cards.values(), buckets));
       }
       return out.iterator();
     }

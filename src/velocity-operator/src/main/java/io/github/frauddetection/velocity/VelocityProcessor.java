@@ -30,8 +30,8 @@ import scala.jdk.javaapi.CollectionConverters;
  * pruning empties it ({@link VelocityWindow#expiresAt}): a quiet card leaves the store once the watermark
  * passes its last transaction + window. A card is one {@code ValueState}: every batch that touches a card
  * reads and rewrites all its transactions, whose triggers change as new ones arrive, so a ListState or
- * MapState would only add reads. The value is a one-card {@link BucketState}, so both operators share one
- * state codec; the price is the card id repeated in each transaction's row.
+ * MapState would only add reads. The value is a one-card bucket in the checkpoint's {@link StateFormat}, so
+ * both operators share one state codec.
  *
  * <p>Why the input leaves out {@code event_time}: in {@code TimeMode.EventTime} Spark drops input rows at
  * or behind the watermark before the processor sees them when the input carries the watermark column, and
@@ -41,7 +41,7 @@ import scala.jdk.javaapi.CollectionConverters;
  * <p>Needs the RocksDB state store provider. A checkpoint of one operator cannot be resumed by the other
  * (different operator, state schema and keys); {@code detector/session.py} refuses to.
  */
-public final class VelocityProcessor extends StatefulProcessor<String, Row, DetectorOutput> {
+public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, DetectorOutput> {
   private static final long serialVersionUID = 1L;
   private static final long NO_TIMER = Long.MIN_VALUE;
   /** A card's state is a bucket of that one card. */
@@ -51,9 +51,12 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
   private final int threshold;
   private final long windowMs;
   private final LongAccumulator inputRows;
-  private transient ValueState<BucketState> card;
+  private final StateFormat<S> format;
+  private transient ValueState<S> card;
 
-  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows) {
+  @SuppressWarnings("unchecked")
+  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
+      StateFormat<?> format) {
     if (threshold < 1 || windowMs < 1) {
       throw new IllegalArgumentException("threshold and window must be positive");
     }
@@ -61,12 +64,15 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
     this.threshold = threshold;
     this.windowMs = windowMs;
     this.inputRows = inputRows;
+    this.format = (StateFormat<S>) format;
   }
 
   /**
    * @param inputRows counts every record the operator takes in, as in {@link VelocityOperator#apply}
+   * @param stateFormat the checkpoint's ({@link StateFormat})
    */
-  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, LongAccumulator inputRows) {
+  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, LongAccumulator inputRows,
+      int stateFormat) {
     Column[] names = new Column[InputColumns.NAMES.length];
     for (int i = 0; i < names.length; i++) {
       names[i] = functions.col(InputColumns.NAMES[i]);
@@ -78,7 +84,7 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
     return input
         .groupByKey(key, Encoders.STRING())
         .transformWithState(
-            new VelocityProcessor(columns, threshold, windowMs, inputRows),
+            new VelocityProcessor<>(columns, threshold, windowMs, inputRows, StateFormat.of(stateFormat)),
             TimeMode.EventTime(),
             OutputMode.Update(),
             Encoders.bean(DetectorOutput.class))
@@ -87,7 +93,7 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    card = getHandle().getValueState("card", Encoders.bean(BucketState.class), TTLConfig.NONE());
+    card = getHandle().getValueState("card", format.encoder(), TTLConfig.NONE());
   }
 
   @Override
@@ -126,7 +132,7 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
   private VelocityWindow load(String cardId) {
     VelocityWindow fresh = new VelocityWindow(cardId, threshold, windowMs);
     return card.exists()
-        ? BucketCodec.load(card.get(), threshold, windowMs).getOrDefault(cardId, fresh)
+        ? format.load(card.get(), ONE_CARD, threshold, windowMs).getOrDefault(cardId, fresh)
         : fresh;
   }
 
@@ -136,7 +142,7 @@ public final class VelocityProcessor extends StatefulProcessor<String, Row, Dete
     if (window.isEmpty()) {
       card.clear();
     } else {
-      card.update(BucketCodec.save(List.of(window), ONE_CARD));
+      card.update(format.save(List.of(window), ONE_CARD));
     }
     if (next != timer) {
       if (timer != NO_TIMER) {

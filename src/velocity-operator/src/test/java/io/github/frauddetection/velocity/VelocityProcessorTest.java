@@ -55,8 +55,8 @@ class VelocityProcessorTest {
     final Map<String, Object> values = new HashMap<>();
     final Map<String, TreeSet<Long>> timers = new HashMap<>();
     final LongAccumulator inputRows = new LongAccumulator();
-    final VelocityProcessor processor =
-        new VelocityProcessor(new InputColumns(SCHEMA), THRESHOLD, WINDOW, inputRows);
+    final VelocityProcessor<?> processor =
+        new VelocityProcessor<>(new InputColumns(SCHEMA), THRESHOLD, WINDOW, inputRows, StateFormat.of(StateFormat.BYTES));
     String key;
 
     Harness() {

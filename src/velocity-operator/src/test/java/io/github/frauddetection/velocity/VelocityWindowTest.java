@@ -1,6 +1,7 @@
 package io.github.frauddetection.velocity;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -179,20 +180,33 @@ class VelocityWindowTest {
   }
 
   @Test
-  void aBucketsCardsRoundTripThroughTheBean() {
-    VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
-    w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 5)), 0);
-    VelocityWindow other = new VelocityWindow("d", THRESHOLD, WINDOW);
-    other.add(List.of(tx("z", 0)), 0);
-    Map<String, VelocityWindow> loaded =
-        BucketCodec.load(BucketCodec.save(List.of(w, other), 8), THRESHOLD, WINDOW);
-    assertEquals(2, loaded.size());
-    assertEquals(1, loaded.get("d").size());
-    VelocityWindow copy = loaded.get("c");
-    List<DetectorOutput> out = copy.add(List.of(tx("g", 6)), 0);
-    assertEquals(VelocityWindow.alertId("c", "f"), out.get(0).getAlertId());
-    assertEquals(BASE + 5 * MINUTE, out.get(0).getTriggerEventTimeMs());
-    assertEquals(7, out.get(0).getTxnCount());
+  @SuppressWarnings("unchecked")
+  void aBucketsCardsRoundTripThroughEitherStateFormat() {
+    for (int version : new int[] {StateFormat.BEAN, StateFormat.BYTES}) {
+      VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
+      w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4), tx("f", 5)), 0);
+      VelocityWindow other = new VelocityWindow("d", THRESHOLD, WINDOW);
+      other.add(List.of(tx("z", 0)), 0);
+      Map<String, VelocityWindow> loaded = roundTrip(StateFormat.of(version), List.of(w, other), 8);
+      assertEquals(2, loaded.size());
+      assertEquals(1, loaded.get("d").size());
+      VelocityWindow copy = loaded.get("c");
+      List<DetectorOutput> out = copy.add(List.of(tx("g", 6)), 0);
+      assertEquals(VelocityWindow.alertId("c", "f"), out.get(0).getAlertId(), "format " + version);
+      assertEquals(BASE + 5 * MINUTE, out.get(0).getTriggerEventTimeMs());
+      assertEquals(7, out.get(0).getTxnCount());
+      StateFormat<Object> format = (StateFormat<Object>) StateFormat.of(version);
+      Object saved = format.save(List.of(w), 8);
+      assertThrows(IllegalStateException.class, () -> format.load(saved, 16, THRESHOLD, WINDOW),
+          "state built with another bucket count is refused");
+    }
+    assertThrows(IllegalArgumentException.class, () -> StateFormat.of(3));
+  }
+
+  @SuppressWarnings("unchecked")
+  static Map<String, VelocityWindow> roundTrip(StateFormat<?> format, List<VelocityWindow> cards, int buckets) {
+    StateFormat<Object> f = (StateFormat<Object>) format;
+    return f.load(f.save(cards, buckets), buckets, THRESHOLD, WINDOW);
   }
 
   /** The rule by brute force over the whole (deduplicated) history. */
@@ -283,7 +297,8 @@ class VelocityWindowTest {
         for (Txn x : batch) {
           maxSeen = Math.max(maxSeen, x.eventTimeMs());
         }
-        w = BucketCodec.load(BucketCodec.save(List.of(w), 1), THRESHOLD, WINDOW)
+        // Through the checkpoint and back after each batch, in either state format.
+        w = roundTrip(StateFormat.of(i % 2 == 0 ? StateFormat.BEAN : StateFormat.BYTES), List.of(w), 1)
             .getOrDefault("c", new VelocityWindow("c", THRESHOLD, WINDOW));
       }
       assertEquals(bruteForce(history, THRESHOLD, WINDOW), summary(table), "round " + round);
