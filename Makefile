@@ -22,7 +22,7 @@ K3S          := bash k8s/k3s/cluster.sh
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector operator \
+.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
 
 help: ## Show this help
@@ -84,7 +84,11 @@ bench-load: venv ## Offered loads 1k/5k/20k/50k tx/s: throughput, latency, memor
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.benchmarks.bench_load --plot docs/benchmarks/latency-vs-load.png
 
-bench: bench-generator bench-replay bench-first-alert bench-detector bench-load bench-notify ## All benchmarks (see BENCHMARKS.md)
+bench-soak: venv ## The live pipeline at 5,000 tx/s for 30 minutes: the detector's memory over time (~32 min)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m tests.benchmarks.bench_soak
+
+bench: bench-generator bench-replay bench-first-alert bench-detector bench-load bench-notify bench-soak ## All benchmarks (see BENCHMARKS.md)
 
 operator: venv ## Build the detector's operator jar and its Kafka connector jars into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import build_operator; print(build_operator(Path(".cache")))'

@@ -61,21 +61,25 @@ class LoadResult:
 
 
 class Sampler(threading.Thread):
-    """Every second: the detector tree's RSS and the consumer lag, keeping the peaks."""
+    """Every second: the detector tree's RSS and the consumer lag, keeping the peaks and the RSS series."""
 
     def __init__(self, pid: int, url: str, kafka, topic: str) -> None:
         super().__init__(daemon=True)
         self.pid, self.url, self.kafka, self.topic = pid, url, kafka, topic
         self.peak_rss = 0
         self.peak_lag = 0
+        self.rss_series: list[tuple[float, int]] = []  # (seconds since the sampler started, bytes)
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        began = time.monotonic()
         while not self.stopped.wait(1.0):
             try:
                 root = psutil.Process(self.pid)
                 tree = [root, *root.children(recursive=True)]
-                self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in tree))
+                rss = sum(p.memory_info().rss for p in tree)
+                self.rss_series.append((time.monotonic() - began, rss))
+                self.peak_rss = max(self.peak_rss, rss)
                 self.peak_lag = max(self.peak_lag, _lag(self.url, self.kafka, self.topic))
             except (psutil.Error, OSError, RuntimeError):
                 continue  # a sample lost to a process exiting or a busy broker; the next one counts
@@ -86,8 +90,8 @@ def processed(url: str) -> int:
         return int(postgres.fetch_all(conn, "SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics")[0][0])
 
 
-def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, str]:
-    """One offered rate: returns the live measurements, the topic and the database."""
+def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, str, Sampler]:
+    """One offered rate: returns the live measurements, the topic, the database and the memory samples."""
     topic, name = f"load-{int(rate)}", f"load_{int(rate)}"
     kafka.create_topic(topic, 6)
     url = pg.create_database(name)
@@ -132,7 +136,7 @@ def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, 
                 "drain_s": drain_s, "latency_p50_ms": percentile(latencies, 0.5),
                 "latency_p99_ms": percentile(latencies, 0.99), "peak_rss_mb": sampler.peak_rss / 2**20,
                 "alerts": len(latencies)}
-    return measured, topic, url
+    return measured, topic, url, sampler
 
 
 def batch_comparison(kafka, pg, tmp: Path, topic: str, live_url: str) -> dict:
@@ -213,7 +217,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
             for rate in (float(r) for r in args.rates.split(",")):
-                measured, topic, url = live(kafka, pg, tmp, rate, args.seconds)
+                measured, topic, url, _ = live(kafka, pg, tmp, rate, args.seconds)
                 log.info("live %s", measured)
                 compared = batch_comparison(kafka, pg, tmp, topic, url)
                 log.info("batch %s", compared)

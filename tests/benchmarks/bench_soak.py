@@ -1,0 +1,73 @@
+"""Memory over a long run (``make bench-soak``): the live pipeline at 5,000 tx/s for 30 minutes.
+
+The detector's process tree (Python driver + JVM) is sampled every second while the generator offers a
+steady rate; its RSS is reported per five minutes, with the growth from the end of the warm-up (minute 5,
+when the JVM heap and RocksDB caches have reached their working size) to the last five minutes. Alert
+latency and the drain after the stop show the run stayed healthy throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+from fraud_detection.local_stack.kafka import LocalKafka, free_port
+from fraud_detection.local_stack.postgres import LocalPostgres
+from tests.benchmarks.bench_generator import _cpu
+from tests.benchmarks.bench_load import REPO, live
+
+log = logging.getLogger("bench")
+WARM_UP_S = 300
+
+
+def rss_by_period(series: list[tuple[float, int]], period_s: float) -> list[tuple[int, float]]:
+    """Median RSS (MB) per period: (period's end in minutes, MB)."""
+    periods: dict[int, list[int]] = {}
+    for t, rss in series:
+        periods.setdefault(int(t // period_s), []).append(rss)
+    return [(int((k + 1) * period_s / 60), statistics.median(v) / 2**20) for k, v in sorted(periods.items())]
+
+
+def growth(series: list[tuple[float, int]], warm_up_s: float, tail_s: float) -> float:
+    """RSS growth (fraction) from the period just after the warm-up to the last ``tail_s`` seconds."""
+    end = series[-1][0]
+    after_warm_up = [rss for t, rss in series if warm_up_s <= t < warm_up_s + tail_s]
+    tail = [rss for t, rss in series if t >= end - tail_s]
+    return statistics.median(tail) / statistics.median(after_warm_up) - 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--minutes", type=float, default=30)
+    args = parser.parse_args()
+    if args.minutes * 60 < 2 * WARM_UP_S:
+        parser.error(f"--minutes must be at least {2 * WARM_UP_S // 60}: the growth is measured after a"
+                     f" {WARM_UP_S // 60}-minute warm-up")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("fraud_detection", "py4j", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
+            measured, _, _, sampler = live(kafka, pg, tmp, args.rate, args.minutes * 60)
+    series = sampler.rss_series
+    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2]; {args.rate:,.0f} tx/s"
+          f" offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
+    print("| minute | " + " | ".join(str(m) for m, _ in rss_by_period(series, 300)) + " |")
+    print("|---|" + "---|" * len(rss_by_period(series, 300)))
+    print("| detector RSS MB (median) | " + " | ".join(f"{mb:,.0f}" for _, mb in rss_by_period(series, 300)) + " |")
+    print(f"\nRSS growth after the {WARM_UP_S // 60}-minute warm-up: {growth(series, WARM_UP_S, 300):+.1%};"
+          f" peak {sampler.peak_rss / 2**20:,.0f} MB; achieved {measured['achieved']:,.0f} tx/s, sustained"
+          f" {measured['sustained']:,.0f}; alerts {measured['alerts']}, latency p50 {measured['latency_p50_ms'] or float('nan'):,.0f} ms"
+          f" p99 {measured['latency_p99_ms'] or float('nan'):,.0f} ms; peak lag {measured['peak_lag']:,};"
+          f" drained {measured['drain_s']:.1f} s after the stop")
+
+
+if __name__ == "__main__":
+    main()
