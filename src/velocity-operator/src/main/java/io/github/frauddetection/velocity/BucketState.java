@@ -3,7 +3,8 @@ package io.github.frauddetection.velocity;
 import java.io.Serializable;
 
 /**
- * What Spark checkpoints per bucket of cards: each card's recent transactions and open alerts.
+ * What Spark checkpoints per bucket of cards in state format 1 ({@link StateFormat}; checkpoints written
+ * before format 2 keep it): each card's recent transactions and open alerts.
  *
  * <p>A Java bean of parallel arrays so that Spark's bean encoder stores it as plain columns; a card's rows
  * are contiguous. Transactions are kept while they can still fall into a future window (event time after
