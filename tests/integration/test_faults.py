@@ -163,7 +163,11 @@ def test_full_checkpoint_disk_fails_with_a_clear_error_not_a_hang(kafka, topic, 
     env = {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(small / "checkpoint"),
            "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR)}
     rng = random.Random(5)
-    events = [e for c in range(400) for e in runs.card_events(rng, f"d{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
+    # Enough cards that the first batch's state outgrows the disk: RocksDB's changelog checkpointing writes
+    # only the batch's changes, and the test cannot reach PostgreSQL from its user namespace, so the disk
+    # must fill before the first sink write.
+    events = [e for c in range(2500)
+              for e in runs.card_events(rng, f"d{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     runs.produce_events(kafka.bootstrap_servers, topic, events)
     script = f'mount -t tmpfs -o size=256k tmpfs "{small}" && exec "$0" -m fraud_detection.cli detect'
     began = time.monotonic()
