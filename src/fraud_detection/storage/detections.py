@@ -1,28 +1,27 @@
 """The detector's writes: one PostgreSQL transaction per micro-batch, exactly once.
 
-The batch's ``pipeline_metrics`` row is the ledger: it is inserted first, in the same transaction as the
-alerts and rejected records, so a batch that Spark replays after a crash finds it and writes nothing
-(``detected_at`` of its alerts stays the first commit's). The batch's input row count commits with it.
-Alerts are upserts by their deterministic id.
+The SQL is migration 0009's ``detector_commit``, which the JVM ForeachWriter calls as well: it records the
+batch in a ledger in the same transaction as its alerts and rejected records, so a batch that Spark replays
+after a crash writes nothing (``detected_at`` of its alerts stays the first commit's). The batch's input row
+count commits with it. Alerts are upserts by their deterministic id.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 
 import psycopg2
 import stamina
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import Json
 
-from fraud_detection.storage.postgres import LazyConnection, utc
+from fraud_detection.storage.postgres import LazyConnection
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "detector"
-RULE = "velocity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,50 +68,30 @@ class BatchOutcome:
     latency_mean_ms: float | None
 
 
+# detector_commit's partition id for a whole batch (migration 0009).
+WHOLE_BATCH = -1
+
+
 def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: datetime) -> BatchOutcome | None:
     """Commit the batch once; ``None`` when this run already committed it (a replay after a crash)."""
-    late = sum(1 for r in result.rejected if r.reason == "late")
     with conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, input_rows, rejected_rows,"
-            " late_rows, duplicate_rows, alerts_merged) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING batch_id",
-            (COMPONENT, run_id, batch_id, now, result.input_rows, len(result.rejected) - late, late,
-             result.duplicates, len(result.merges)),
+            "SELECT * FROM detector_commit(%s, %s, %s, 0, %s, %s, %s, %s, %s, %s)",
+            (run_id, batch_id, WHOLE_BATCH, now, result.input_rows, result.duplicates,
+             Json([asdict(a) for a in result.alerts]),
+             Json([{"alert_id": merged, "merged_into": into} for merged, into in result.merges.items()]),
+             Json([_rejected_json(r) for r in result.rejected])),
         )
-        if cur.fetchone() is None:
-            return None
-        upserted = _upsert_alerts(cur, result.alerts, now)
-        if result.merges:
-            execute_values(
-                cur,
-                "UPDATE alerts SET merged_into = v.into_id, updated_at = v.at, version = version + 1"
-                " FROM (VALUES %s) AS v (alert_id, into_id, at) WHERE alerts.alert_id = v.alert_id",
-                [(merged, into, now) for merged, into in result.merges.items()],
-            )
-        _to_outbox(cur, [a.alert_id for a in result.alerts] + list(result.merges))
-        if result.rejected:
-            execute_values(
-                cur,
-                "INSERT INTO rejected_transactions (topic, kafka_partition, kafka_offset, reason, detail, raw_key,"
-                " raw_payload, kafka_timestamp, rejected_at) VALUES %s ON CONFLICT DO NOTHING",
-                [(r.topic, r.kafka_partition, r.kafka_offset, r.reason, r.detail, r.raw_key, r.raw_value,
-                  None if r.kafka_timestamp_ms is None else utc(r.kafka_timestamp_ms), now)
-                 for r in result.rejected],
-            )
-        latencies = [(now - utc(ts)).total_seconds() * 1000 for inserted, ts in upserted if inserted]
-        outcome = BatchOutcome(
-            alerts_new=len(latencies),
-            alerts_updated=len(upserted) - len(latencies),
-            latency_max_ms=max(latencies) if latencies else None,
-            latency_mean_ms=sum(latencies) / len(latencies) if latencies else None,
-        )
-        cur.execute(
-            "UPDATE pipeline_metrics SET alerts_written = %s, alert_latency_max_ms = %s, alert_latency_mean_ms = %s"
-            " WHERE component = %s AND run_id = %s AND batch_id = %s",
-            (len(upserted), outcome.latency_max_ms, outcome.latency_mean_ms, COMPONENT, run_id, batch_id),
-        )
-    return outcome
+        row = cur.fetchone()
+    return None if row is None else BatchOutcome(*row)
+
+
+def _rejected_json(r: RejectedRow) -> dict:
+    return {**asdict(r), "raw_key": _base64(r.raw_key), "raw_value": _base64(r.raw_value)}
+
+
+def _base64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
 
 
 def write_batch_retrying(db: LazyConnection, run_id: str, batch_id: int, result: BatchResult,
@@ -132,58 +111,16 @@ def write_batch_retrying(db: LazyConnection, run_id: str, batch_id: int, result:
     raise AssertionError("unreachable: stamina re-raises when the retries run out")
 
 
-def _upsert_alerts(cur, alerts: list[AlertRow], now: datetime) -> list[tuple[bool, int]]:
-    """Insert new alerts, update grown ones (keeping detected_at); (inserted?, trigger Kafka ms) each.
-
-    The update names the columns it changes: a grown alert keeps its triage status (migration 0007)."""
-    if not alerts:
-        return []
-    rows = execute_values(
-        cur,
-        "INSERT INTO alerts (alert_id, rule, card_id, first_event_time, last_event_time, txn_count, amount_total,"
-        " trigger_transaction_id, trigger_kafka_timestamp, trigger_event_time, detected_at, updated_at) VALUES %s"
-        " ON CONFLICT (alert_id) DO UPDATE SET first_event_time = EXCLUDED.first_event_time,"
-        " last_event_time = EXCLUDED.last_event_time, txn_count = EXCLUDED.txn_count,"
-        " amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at, version = alerts.version + 1"
-        " RETURNING alert_id, (xmax = 0)",
-        [(a.alert_id, RULE, a.card_id, utc(a.first_event_time_ms), utc(a.last_event_time_ms), a.txn_count,
-          Decimal(a.amount_total_cents) / 100, a.trigger_transaction_id, utc(a.trigger_kafka_timestamp_ms),
-          utc(a.trigger_event_time_ms), now, now)
-         for a in alerts],
-        fetch=True,
-    )
-    inserted = dict(rows)
-    return [(inserted[a.alert_id], a.trigger_kafka_timestamp_ms) for a in alerts]
-
-
-# The alerts topic's message (alert.schema.json), built from the committed row so it says what was stored.
-_MESSAGE = (
-    "jsonb_build_object('alert_id', alert_id, 'version', version, 'rule', rule, 'card_id', card_id,"
-    " 'status', CASE WHEN merged_into IS NULL THEN 'open' ELSE 'merged' END, 'merged_into', merged_into,"
-    " 'txn_count', txn_count, 'amount_total', amount_total,"
-    " 'first_event_time', to_json(first_event_time), 'last_event_time', to_json(last_event_time),"
-    " 'trigger_transaction_id', trigger_transaction_id, 'trigger_event_time', to_json(trigger_event_time),"
-    " 'detected_at', to_json(detected_at), 'schema_version', 1)"
-)
-
-
-def _to_outbox(cur, alert_ids: list[str]) -> None:
-    """Queue the message of each alert this batch raised, grew or merged, in the batch's transaction."""
-    if alert_ids:
-        cur.execute(
-            "INSERT INTO alert_outbox (alert_id, version, card_id, payload)"  # noqa: S608 (constant SQL)
-            f" SELECT alert_id, version, card_id, {_MESSAGE} FROM alerts WHERE alert_id = ANY(%s)"
-            " ORDER BY card_id, alert_id ON CONFLICT (alert_id, version) DO NOTHING",
-            (alert_ids,),
-        )
-
-
-def record_duration(conn, run_id: str, batch_id: int, duration_ms: float, phases_ms: dict[str, float]) -> None:
+def record_duration(conn, run_id: str, batch_id: int, duration_ms: float, phases_ms: dict[str, float],
+                    input_rows: int | None = None) -> None:
     """Spark's duration of a committed batch and where it went (migration 0008), from its progress event (lost
-    if the process dies first)."""
+    if the process dies first). ``input_rows`` comes from there too when the sink could not count them (the
+    JVM sink commits partitions, not batches); a batch without output has no row yet."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "UPDATE pipeline_metrics SET batch_duration_ms = %s, batch_phases_ms = %s"
-            " WHERE component = %s AND run_id = %s AND batch_id = %s",
-            (duration_ms, Json(phases_ms), COMPONENT, run_id, batch_id),
+            "INSERT INTO pipeline_metrics AS m (component, run_id, batch_id, input_rows, batch_duration_ms,"
+            " batch_phases_ms) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (component, run_id, batch_id) DO UPDATE"
+            " SET batch_duration_ms = EXCLUDED.batch_duration_ms, batch_phases_ms = EXCLUDED.batch_phases_ms,"
+            " input_rows = coalesce(EXCLUDED.input_rows, m.input_rows)",
+            (COMPONENT, run_id, batch_id, input_rows, duration_ms, Json(phases_ms)),
         )
