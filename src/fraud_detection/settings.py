@@ -21,6 +21,10 @@ CardSpace = Annotated[str, Field(pattern=r"^[a-z0-9]{1,12}$")]
 # The detector's stateful operator (velocity-operator): flatMapGroupsWithState on buckets of cards, or
 # transformWithState per card with event-time timers (RocksDB only). A checkpoint is tied to one of them.
 Operator = Literal["mapgroups", "transformwithstate"]
+# The detector's sink: one PostgreSQL transaction per micro-batch from Python (foreachBatch), or one per
+# partition slice from the JVM (a ForeachWriter, the kind Spark's real-time mode runs). Both call the same
+# SQL (migration 0009) and are exactly-once in micro-batch mode; they can be switched between runs.
+Sink = Literal["batch", "foreach"]
 
 
 class KafkaSettings(BaseModel):
@@ -67,6 +71,7 @@ class DetectorSettings(BaseModel):
     max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
     max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
     fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
+    sink: Sink = Field("batch", description="how the detector commits to PostgreSQL (see Sink)")
     sink_retry_timeout: int = Field(600, ge=0, le=86_400,
                                     description="seconds a batch keeps retrying an unreachable PostgreSQL")
     kafka_retry_timeout: int = Field(120, ge=1, le=3600,

@@ -1,8 +1,9 @@
 """The detector's streaming query: Kafka in, the parse and velocity steps, the PostgreSQL sink out.
 
-One query: Kafka source -> parse_records -> watermark -> velocity operator -> foreachBatch sink (sink.py).
-The sink commits each batch in one PostgreSQL transaction keyed by (query id, batch id), so a batch that
-Spark re-runs after a crash changes nothing; the checkpoint holds offsets and per-card state.
+One query: Kafka source -> parse_records -> watermark -> velocity operator -> sink (sink.py): a foreachBatch
+that commits each batch in one PostgreSQL transaction, or the JVM ForeachWriter that commits each partition.
+Either is keyed by (query id, batch id[, partition]), so a batch that Spark re-runs after a crash changes
+nothing; the checkpoint holds offsets and per-card state.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pyspark.sql.streaming import StreamingQuery
 
 from fraud_detection.detector.parse import parse_records
 from fraud_detection.detector.session import STATE_FORMAT, check_checkpoint_dir, claim_checkpoint, spark_session
-from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, listen
+from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, foreach_writer, listen
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.settings import Settings
 from fraud_detection.shutdown import StopFlag
+from fraud_detection.storage.jdbc import jdbc_target
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
 class Detector:
     """One running detector query with its sink and progress listener."""
 
-    def __init__(self, spark: SparkSession, query: StreamingQuery, sink: PostgresSink,
+    def __init__(self, spark: SparkSession, query: StreamingQuery, sink: PostgresSink | None,
                  recorder: ProgressRecorder, relay) -> None:
         self.spark, self.query, self._sink, self._recorder, self._relay = spark, query, sink, recorder, relay
 
@@ -68,37 +70,43 @@ class Detector:
         drain_listeners(self.spark)
         self.spark._jsparkSession.streams().removeListener(self._relay)  # noqa: SLF001 (py4j)
         self._recorder.close()
-        self._sink.close()
+        if self._sink is not None:
+            self._sink.close()
 
 
 def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
     # An exception in the sink goes back to the JVM, which fails the query with it (run_detector logs it once);
     # py4j's callback thread would log it again, and log every interruption of a batch by a stop.
     logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
-    state_format = claim_checkpoint(spark, settings.detector.checkpoint_dir, settings.detector.operator)
+    d = settings.detector
+    state_format = claim_checkpoint(spark, d.checkpoint_dir, d.operator)
     stream, input_rows = detector_stream(spark, settings, state_format)
-    sink = PostgresSink(database_url, input_rows, settings.detector.sink_retry_timeout)
-    writer = (
-        stream.writeStream.queryName("velocity-detector")
-        .outputMode("update")
-        .option("checkpointLocation", settings.detector.checkpoint_dir)
-        .foreachBatch(sink)
-    )
+    writer = stream.writeStream.queryName("velocity-detector").outputMode("update").option(
+        "checkpointLocation", d.checkpoint_dir)
     if available_now:
         writer = writer.trigger(availableNow=True)
-    elif settings.detector.trigger_interval > 0:
-        writer = writer.trigger(processingTime=f"{settings.detector.trigger_interval} seconds")
+    elif d.trigger_interval > 0:
+        writer = writer.trigger(processingTime=f"{d.trigger_interval} seconds")
+    sink = None
+    if d.sink == "batch":
+        sink = PostgresSink(database_url, input_rows, d.sink_retry_timeout)
+        writer = writer.foreachBatch(sink)
+    else:  # PySpark's foreach takes Python objects only: give the JVM writer to the JVM side of the builder
+        writer._jwrite = writer._jwrite.foreach(foreach_writer(spark, database_url, d.sink_retry_timeout))  # noqa: SLF001
     recorder = ProgressRecorder(database_url, sink)
     relay = listen(spark, recorder)
     query = writer.start()
     recorder.run_id = str(query.id)
-    sink.started(str(query.id))
+    if sink is not None:
+        sink.started(str(query.id))
     return Detector(spark, query, sink, recorder, relay)
 
 
 def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:
     """Run until stopped (SIGTERM/SIGINT), or with ``available_now`` until the topic is drained."""
     database_url = settings.require_database_url()
+    if settings.detector.sink == "foreach":
+        jdbc_target(database_url)  # an URL the JDBC driver cannot take fails here, before Spark starts
     if "://" not in settings.detector.checkpoint_dir:
         check_checkpoint_dir(Path(settings.detector.checkpoint_dir))
     spark = spark_session(settings)

@@ -1,5 +1,6 @@
 """The detector's output: each micro-batch's operator rows committed to PostgreSQL once, and Spark's
-batch durations recorded beside them (storage.detections holds the SQL and the exactly-once ledger)."""
+batch durations recorded beside them. Two sinks call the same SQL (migration 0009's detector_commit, with
+its exactly-once ledger): PostgresSink, a foreachBatch in Python, and the JVM's PostgresForeachWriter."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import fields
 from pyspark.sql import DataFrame, SparkSession
 
 from fraud_detection.storage import detections, postgres
+from fraud_detection.storage.jdbc import jdbc_target
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,21 @@ class PostgresSink:
         self._db.close()
 
 
+# The JVM sink commits a partition's rows in slices of at most this many: memory stays bounded in a backlog.
+FOREACH_SLICE_ROWS = 10_000
+
+
+def foreach_writer(spark: SparkSession, database_url: str, retry_timeout_s: float):
+    """The JVM sink (velocity-operator's sink.PostgresForeachWriter) for ``database_url``."""
+    url, properties = jdbc_target(database_url)
+    jvm = spark._jvm  # noqa: SLF001 (py4j)
+    jproperties = jvm.java.util.Properties()
+    for name, value in properties.items():
+        jproperties.setProperty(name, value)
+    target = jvm.io.github.frauddetection.sink.PostgresTarget(url, jproperties, int(retry_timeout_s * 1000))
+    return jvm.io.github.frauddetection.sink.PostgresForeachWriter(target, FOREACH_SLICE_ROWS)
+
+
 def batch_phases(progress: dict, sink_ms: dict[str, float]) -> dict[str, float]:
     """Where a batch's time went (migration 0008): Spark's phases but the total, the state operators' task
     times summed over partitions, and the sink's job and write. ``progress`` is Spark's progress JSON."""
@@ -91,9 +108,10 @@ def batch_phases(progress: dict, sink_ms: dict[str, float]) -> dict[str, float]:
 
 class ProgressRecorder:
     """Adds Spark's batch duration and its phases to each batch's pipeline_metrics row (after the batch
-    committed). Spark calls it through ProgressRelay (velocity-operator) with the progress as JSON."""
+    committed), and its input row count when the sink is the JVM's, which commits partitions, not batches.
+    Spark calls it through ProgressRelay (velocity-operator) with the progress as JSON."""
 
-    def __init__(self, database_url: str, sink: PostgresSink) -> None:
+    def __init__(self, database_url: str, sink: PostgresSink | None) -> None:
         self._db = postgres.LazyConnection(database_url)
         self._sink = sink
         self.run_id: str | None = None  # other queries in the same session are not ours
@@ -103,11 +121,12 @@ class ProgressRecorder:
         if progress["id"] != self.run_id:
             return
         batch_id = int(progress["batchId"])
-        sink_ms = self._sink.timings.pop(batch_id, {})
+        sink_ms = self._sink.timings.pop(batch_id, {}) if self._sink is not None else {}
+        input_rows = None if self._sink is not None else int(progress["numInputRows"])
         try:
             detections.record_duration(self._db.get(), self.run_id, batch_id,
                                        float(progress["durationMs"].get("triggerExecution", 0)),
-                                       batch_phases(progress, sink_ms))
+                                       batch_phases(progress, sink_ms), input_rows)
         except Exception as err:  # noqa: BLE001 - a metrics write must not kill the listener thread; the batch is safe
             log.warning("event=progress_not_recorded batch_id=%d error=%s", batch_id, err)
             self._db.reset()
