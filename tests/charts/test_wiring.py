@@ -14,7 +14,15 @@ import yaml
 from pydantic import BaseModel
 
 from fraud_detection.cli import build_parser
-from fraud_detection.settings import ENV_PREFIX, NESTED_DELIMITER, DetectorSettings, Operator, Settings, load_settings
+from fraud_detection.settings import (
+    ENV_PREFIX,
+    NESTED_DELIMITER,
+    DetectorSettings,
+    Operator,
+    Settings,
+    Sink,
+    load_settings,
+)
 from tests.charts.rendering import (
     CHART,
     CRD_SCHEMAS,
@@ -182,12 +190,13 @@ def test_spark_versions_agree():
     assert re.search(r"ARG SPARK_IMAGE=apache/spark:([0-9.]+)-", dockerfile).group(1) == spark
 
 
-def test_operator_choices_agree():
-    """The chart's detector.operator values are the settings' operators, and its default is theirs."""
+@pytest.mark.parametrize(("key", "choices"), [("operator", Operator), ("sink", Sink)])
+def test_detector_choices_agree(key, choices):
+    """The chart's detector.operator and detector.sink values are the settings' choices, with their defaults."""
     schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["detector"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())["detector"]
-    assert schema["properties"]["operator"]["enum"] == list(get_args(Operator))
-    assert values["operator"] == DetectorSettings.model_fields["operator"].default
+    assert schema["properties"][key]["enum"] == list(get_args(choices))
+    assert values[key] == DetectorSettings.model_fields[key].default
 
 
 def test_commands_in_the_chart_parse_with_the_cli():

@@ -180,6 +180,8 @@ seccompProfile:
   value: {{ $d.stateStore | quote }}
 - name: FRAUD_DETECTOR__OPERATOR
   value: {{ $d.operator | quote }}
+- name: FRAUD_DETECTOR__SINK
+  value: {{ $d.sink | quote }}
 {{- end }}
 
 {{/* A ReadWriteOnce checkpoint attaches to one node at a time: the driver's, which mounts it first; executors are
