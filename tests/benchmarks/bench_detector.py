@@ -190,18 +190,19 @@ def print_phases(runs: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{phases.get(name, 0):,.0f}" for phases in runs.values()) + " |")
 
 
-def backlog_run(kafka, pg, tmp: Path, records: int) -> dict:
+def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch") -> dict:
     """``fraud-detection detect --until-drained`` over a topic of ``records`` (one batch): from the command's
     start to its last alert committed, with the start-up (to the query running) and the first batch apart."""
-    topic = f"backlog-{records}"
+    topic = f"backlog-{records}-{sink}"
     kafka.create_topic(topic, 6)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
-    url = pg.create_database(f"backlog_{records}")
+    url = pg.create_database(f"backlog_{records}_{sink}")
     postgres.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{topic}"),
-           "FRAUD_DETECTOR__READY_FILE": str(ready), "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache")}
+           "FRAUD_DETECTOR__READY_FILE": str(ready), "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
+           "FRAUD_DETECTOR__SINK": sink}
     started = time.time()
     with open(tmp / f"{topic}.log", "w") as out:
         rc = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "detect", "--until-drained"], env=env,
@@ -211,15 +212,17 @@ def backlog_run(kafka, pg, tmp: Path, records: int) -> dict:
         (last_alert,) = postgres.fetch_all(conn, "SELECT extract(epoch FROM max(updated_at)) FROM alerts")[0]
         batches = postgres.fetch_all(conn, "SELECT batch_duration_ms, input_rows FROM pipeline_metrics"
                                            " WHERE input_rows > 0 ORDER BY batch_id")
-    return {"records": records, "rc": rc, "total_s": float(last_alert) - started,
+    return {"records": records, "sink": sink, "rc": rc, "total_s": float(last_alert) - started,
             "startup_s": ready.stat().st_mtime - started, "first_batch_s": batches[0][0] / 1000,
             "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
             "phases": phase_medians(url)}
 
 
-def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups") -> dict:
-    """Generator at ``rate`` tx/s for ``seconds`` with the detector (``operator``) running; latency and lag."""
-    name = f"live-{int(rate)}-{operator}"
+def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups",
+             sink: str = "batch") -> dict:
+    """Generator at ``rate`` tx/s for ``seconds`` with the detector (``operator``, ``sink``) running; latency
+    and lag."""
+    name = f"live-{int(rate)}-{operator}-{sink}"
     topic = name
     kafka.create_topic(topic, 6)
     with postgres.connection(url) as conn, conn, conn.cursor() as cur:
@@ -227,7 +230,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
                     " injected_attacks")
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{name}"),
-           "FRAUD_DETECTOR__OPERATOR": operator,
+           "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__SINK": sink,
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
            "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
            "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3"}
@@ -251,7 +254,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
         totals = reports.totals(conn)
         batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
-    return {"rate": rate, "operator": operator, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
+    return {"rate": rate, "operator": operator, "sink": sink, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
             "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,
             "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0, "phases": phase_medians(url)}
@@ -285,6 +288,8 @@ def main() -> None:
     parser.add_argument("--state-stores", default="hdfs,rocksdb", help="state stores to measure the detector with")
     parser.add_argument("--operators", default="mapgroups",
                         help="stateful operators to measure, e.g. mapgroups,transformwithstate (rocksdb state only)")
+    parser.add_argument("--sinks", default="batch",
+                        help="detector sinks to measure, e.g. batch,foreach (FRAUD_DETECTOR__SINK)")
     parser.add_argument("--lateness", type=int, default=3600,
                         help="watermark delay (s) of the backlog runs: capped batches over a pre-produced topic "
                              "let partitions drift apart in event time, which a live stream does not")
@@ -327,30 +332,33 @@ def main() -> None:
                         progress = drain_stage(frame, tmp / f"stage-{size}-{i}")
                         results.append((name, size, *throughput(progress), "-"))
                         log.info("%s", results[-1])
-                for operator, store in itertools.product(args.operators.split(","), args.state_stores.split(",")):
+                for operator, store, sink in itertools.product(args.operators.split(","), args.state_stores.split(","),
+                                                               args.sinks.split(",")):
                     if operator == "transformwithstate" and store != "rocksdb":
                         continue  # RocksDB only (settings refuse the pair)
-                    url = pg.create_database(f"bench_{size}_{operator}_{store}")
+                    url = pg.create_database(f"bench_{size}_{operator}_{store}_{sink}")
                     postgres.migrate(url)
                     spark.conf.set("spark.sql.streaming.stateStore.providerClass", session.STATE_STORES[store])
                     exact = settings.model_copy(update={"detector": settings.detector.model_copy(
-                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}"), "operator": operator})})
+                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}-{sink}"),
+                                "operator": operator, "sink": sink})})
                     progress = drain_exact(spark, exact, url)
-                    results.append((f"exact ({operator} operator, {store} state)", size, *throughput(progress),
-                                    exact_recall(url, attacks)))
-                    phases[f"{operator}, {store}, {size:,} rows"] = phase_medians(url)
+                    results.append((f"exact ({operator} operator, {store} state, {sink} sink)", size,
+                                    *throughput(progress), exact_recall(url, attacks)))
+                    phases[f"{operator}, {store}, {sink}, {size:,} rows"] = phase_medians(url)
                     log.info("%s", results[-1])
             spark.stop()
-            backlog = backlog_run(kafka, pg, tmp, args.backlog) if args.backlog else None
-            log.info("%s", backlog)
-            if backlog:
-                phases[f"mapgroups, backlog of {args.backlog:,}"] = backlog["phases"]
+            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink) for sink in args.sinks.split(",")
+                        if args.backlog]
+            for backlog in backlogs:
+                log.info("%s", backlog)
+                phases[f"mapgroups, {backlog['sink']}, backlog of {args.backlog:,}"] = backlog["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
-            for rate, operator in itertools.product((float(r) for r in args.live_rates.split(",") if r),
-                                                    args.operators.split(",")):
-                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator))
-                phases[f"{operator}, live {rate:,.0f} tx/s"] = live[-1]["phases"]
+            for rate, operator, sink in itertools.product((float(r) for r in args.live_rates.split(",") if r),
+                                                          args.operators.split(","), args.sinks.split(",")):
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink))
+                phases[f"{operator}, {sink}, live {rate:,.0f} tx/s"] = live[-1]["phases"]
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
           f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
@@ -358,13 +366,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, size, rate, median, p90, rows, caught in results:
         print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
-    print("\n| operator | offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| operator | sink | offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in live:
-        print(f"| {r['operator']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
+        print(f"| {r['operator']} | {r['sink']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
-    if backlog:
-        print(f"\nbacklog of {backlog['records']:,} records, `detect --until-drained` (rc {backlog['rc']}): last alert"
+    for backlog in backlogs:
+        print(f"\nbacklog of {backlog['records']:,} records, {backlog['sink']} sink, `detect --until-drained`"
+              f" (rc {backlog['rc']}): last alert"
               f" committed {backlog['total_s']:.1f} s after the command started; start-up to the query running"
               f" {backlog['startup_s']:.1f} s; first batch {backlog['first_batch_s']:.1f} s ({backlog['batches']}"
               f" batch(es)); process exit {backlog['exit_s']:.1f} s; attacks {backlog['caught']}")
