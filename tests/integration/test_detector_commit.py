@@ -61,8 +61,8 @@ def test_a_batch_committed_whole_is_not_committed_again_by_partition(database_ur
 
 
 def test_replayed_writes_change_nothing_even_without_the_ledger(database_url):
-    """An at-least-once sink sends the same rows again under another unit: no alert version, outbox message,
-    merge or rejected record is added twice."""
+    """An at-least-once sink sends the same rows again under another unit, or an alert's older state: no alert
+    version, outbox message, merge or rejected record is added twice, and no alert goes back."""
     alerts = [_alert("a1", "c1", 6, 100), _alert("a2", "c1", 6, 100)]
     merges = [{"alert_id": "a2", "merged_into": "a1"}]
     rejected = [_rejected(7, "invalid_json", "/w==")]
@@ -76,6 +76,9 @@ def test_replayed_writes_change_nothing_even_without_the_ledger(database_url):
         cur.execute("SELECT raw_payload FROM rejected_transactions")
         assert [bytes(r[0]) for r in cur.fetchall()] == [b"\xff"]  # base64 in the JSON, the raw bytes in the table
         _commit(cur, 1, 0, alerts=[_alert("a1", "c1", 7, 100)])  # a real change still counts
+        assert _commit(cur, 1, 0, alerts=[_alert("a1", "c1", 6, 100)], slice_=1) == (0, 0, None, None)  # older
+        cur.execute("SELECT txn_count, version FROM alerts WHERE alert_id = 'a1'")
+        assert cur.fetchone() == (7, 2)
         cur.execute("SELECT payload FROM alert_outbox WHERE alert_id = 'a1' AND version = 2")
         payload = cur.fetchone()[0]
         assert (payload["txn_count"], payload["amount_total"], payload["status"]) == (7, 87.5, "open")

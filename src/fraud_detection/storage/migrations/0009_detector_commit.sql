@@ -4,9 +4,9 @@
 --
 -- A commit unit is a whole batch (partition_id -1) or a slice of one partition's rows (partition_id, slice).
 -- Its ledger row is inserted in the same transaction as its writes, so a unit that Spark runs again writes
--- nothing. The writes are idempotent on their own as well (an alert is changed only when its values
--- change, merges and rejected records once), so an at-least-once replay without the ledger leaves the
--- same rows, and only the batch's counters could count twice.
+-- nothing. The writes are idempotent on their own as well (an alert changes only when it grew, so a state
+-- sent again, or an older one, changes nothing; merges and rejected records apply once), so an at-least-once
+-- replay without the ledger leaves the same rows, and only the batch's counters could count twice.
 
 CREATE TABLE detector_commits (
     run_id        text        NOT NULL,
@@ -74,9 +74,7 @@ BEGIN
         ON CONFLICT (alert_id) DO UPDATE SET first_event_time = EXCLUDED.first_event_time,
             last_event_time = EXCLUDED.last_event_time, txn_count = EXCLUDED.txn_count,
             amount_total = EXCLUDED.amount_total, updated_at = EXCLUDED.updated_at, version = t.version + 1
-        WHERE (t.first_event_time, t.last_event_time, t.txn_count, t.amount_total)
-              IS DISTINCT FROM (EXCLUDED.first_event_time, EXCLUDED.last_event_time, EXCLUDED.txn_count,
-                                EXCLUDED.amount_total)
+        WHERE EXCLUDED.txn_count > t.txn_count  -- a burst only grows: the same or an older state changes nothing
         RETURNING (xmax = 0) AS inserted, extract(epoch FROM p_now - trigger_kafka_timestamp) * 1000 AS latency_ms
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
