@@ -83,8 +83,8 @@ def naive_query(spark, settings, full_parse: bool):
     return counts.select("card_id", F.col("window.start").alias("start"), F.col("window.end").alias("end"))
 
 
-SEED_ROCKSDB_DEFAULTS = {"spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "false",
-                         "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "true"}
+# Spark's own defaults for what the detector tunes: each tuning flips a boolean.
+SEED_ROCKSDB_DEFAULTS = {name: {"true": "false", "false": "true"}[value] for name, value in session.ROCKSDB_TUNING.items()}
 
 
 def drain_naive(spark, settings, checkpoint: Path, full_parse: bool):

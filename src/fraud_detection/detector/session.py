@@ -19,6 +19,14 @@ STATE_FORMAT_MARKER = "fraud-detection-state-format"
 STATE_FORMAT = 2
 LEGACY_STATE_FORMAT = 1
 
+# RocksDB (the default store): a commit writes the batch's changes, not new SST files (snapshots follow in
+# the background), and a put no longer reads its key first to count rows. Checkpoints written either way
+# resume either way. (Spark's defaults are the opposite: bench_detector runs its naive baseline on them.)
+ROCKSDB_TUNING = {
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
+}
+
 STATE_STORES = {
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
@@ -38,11 +46,6 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(d.shuffle_partitions))
         .config("spark.sql.streaming.stateStore.providerClass", STATE_STORES[d.state_store])
-        # RocksDB (the default store): a commit writes the batch's changes, not new SST files (snapshots follow
-        # in the background), and a put no longer reads its key first to count rows. Checkpoints written
-        # either way resume either way.
-        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
-        .config("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
         # Alerts are emitted as events arrive; batches without new data would only spin.
         .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         # The admin-client offset reader (default since Spark 3.1) hung here for minutes in describeTopics
@@ -50,6 +53,8 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         .config("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "true")
         .config("spark.ui.showConsoleProgress", "false")
     )
+    for name, value in ROCKSDB_TUNING.items():
+        builder = builder.config(name, value)
     if not submitted:
         # Local mode: our master and jars. Under spark-submit both come from the submission and the image,
         # whose /opt/spark/jars holds the operator and connector jars (images/detector/Dockerfile).
