@@ -62,9 +62,6 @@ class DetectorSettings(BaseModel):
     trigger_interval: float = Field(0.0, ge=0, le=3600, description="seconds between micro-batches; 0 = back to back")
     allowed_lateness: int = Field(120, ge=0, le=86_400, description="watermark delay, seconds")
     max_offsets_per_trigger: int | None = Field(None, ge=1, description="cap on records per micro-batch")
-    source_tasks: int | None = Field(None, ge=1, le=10_000,
-                                     description="tasks that read the topic per batch; none: one per core of a"
-                                                 " local master, one per Kafka partition under spark-submit")
     shuffle_partitions: int = Field(2, ge=1, le=10_000,
                                     description="state partitions; frozen once a checkpoint exists")
     state_buckets: int = Field(1 << 20, ge=1, le=1 << 28,

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from fraud_detection.detector.session import source_tasks
 from fraud_detection.detector.sink import OPERATOR_FIELDS, batch_result
 from fraud_detection.detector.velocity_state import (
     OPERATOR_PROJECT,
@@ -82,21 +81,6 @@ def test_detector_and_rule_settings_are_validated(monkeypatch):
     monkeypatch.setenv("FRAUD_RULE__THRESHOLD", "0")
     with pytest.raises(SettingsError, match="FRAUD_RULE__THRESHOLD"):
         load_settings()
-
-
-@pytest.mark.parametrize(("master", "tasks", "expected"), [
-    ("local[2]", None, 2), ("local", None, 1), ("local[4,3]", None, 4), ("local[3]", 6, 6),
-    ("spark://host:7077", None, None), ("spark://host:7077", 8, 8),
-])
-def test_a_local_master_reads_the_topic_in_one_task_per_core(master, tasks, expected, monkeypatch):
-    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
-    assert source_tasks(load_settings(detector={"master": master, "source_tasks": tasks})) == expected
-
-
-def test_under_spark_submit_the_topic_keeps_a_task_per_partition_unless_set(monkeypatch):
-    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "40000")  # what spark-submit's PythonRunner sets
-    assert source_tasks(load_settings()) is None
-    assert source_tasks(load_settings(detector={"source_tasks": 3})) == 3
 
 
 def test_sasl_credentials_reach_spark_as_a_jaas_line():

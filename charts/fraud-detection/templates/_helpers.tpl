@@ -174,10 +174,6 @@ seccompProfile:
 - name: FRAUD_DETECTOR__MAX_OFFSETS_PER_TRIGGER
   value: {{ $d.maxOffsetsPerTrigger | int64 | quote }}
 {{- end }}
-{{- if $d.sourceTasks }}
-- name: FRAUD_DETECTOR__SOURCE_TASKS
-  value: {{ $d.sourceTasks | int64 | quote }}
-{{- end }}
 - name: FRAUD_DETECTOR__SHUFFLE_PARTITIONS
   value: {{ $d.shufflePartitions | quote }}
 - name: FRAUD_DETECTOR__STATE_STORE

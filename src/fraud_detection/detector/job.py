@@ -17,13 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from fraud_detection.detector.parse import parse_records
-from fraud_detection.detector.session import (
-    STATE_FORMAT,
-    check_checkpoint_dir,
-    claim_checkpoint,
-    source_tasks,
-    spark_session,
-)
+from fraud_detection.detector.session import STATE_FORMAT, check_checkpoint_dir, claim_checkpoint, spark_session
 from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, foreach_writer, listen
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
@@ -53,11 +47,7 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
     )
     if d.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
-    records = reader.load()
-    tasks = source_tasks(settings)
-    if tasks is not None:
-        records = records.coalesce(tasks)  # fewer, fuller tasks per batch; the operator's shuffle is unchanged
-    parsed = parse_records(records, d.max_record_bytes, d.max_future)
+    parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
     return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets, d.operator,
                           state_format)

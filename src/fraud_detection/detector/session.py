@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 from pathlib import Path
@@ -37,24 +36,6 @@ STATE_STORES = {
 def launched_by_spark_submit() -> bool:
     """True in a driver that spark-submit started (Spark Operator, EMR): PySpark then joins that JVM."""
     return "PYSPARK_GATEWAY_PORT" in os.environ  # set by Spark's PythonRunner, read the same way by PySpark
-
-
-def source_tasks(settings: Settings) -> int | None:
-    """How many tasks read the topic in each batch, or None for Spark's one per Kafka partition.
-
-    A local master's cores, unless set: on 2 cores, a 6-partition topic read in 6 tasks ran each live batch
-    in three waves, and its fixed cost per task made it 1.8x as long as 2 tasks reading 3 partitions each
-    (BENCHMARKS.md, "Source tasks"). Under spark-submit executors scale out, so Spark's default stays."""
-    d = settings.detector
-    if d.source_tasks is not None or launched_by_spark_submit():
-        return d.source_tasks
-    match = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", d.master)
-    if match is None:
-        return None  # a cluster master given to a local run: its executors decide
-    cores = match.group(1)
-    if cores is None:
-        return 1
-    return (os.cpu_count() or 1) if cores == "*" else int(cores)
 
 
 def spark_session(settings: Settings, app_name: str = "fraud-detection-detector") -> SparkSession:
