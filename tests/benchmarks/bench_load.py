@@ -93,7 +93,7 @@ def processed(url: str) -> int:
 def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, str, Sampler]:
     """One offered rate: returns the live measurements, the topic, the database and the memory samples."""
     topic, name = f"load-{int(rate)}", f"load_{int(rate)}"
-    kafka.create_topic(topic, 6)
+    kafka.create_topic(topic, load_settings().kafka.partitions)  # as `make run` makes it (FRAUD_KAFKA__PARTITIONS)
     url = pg.create_database(name)
     postgres.migrate(url)
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
