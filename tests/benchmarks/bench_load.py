@@ -126,6 +126,8 @@ def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, 
         detector.terminate()
         detector.wait(90)
     out_text = generator.stderr
+    if generator.returncode != 0:
+        raise RuntimeError(f"the generator failed at {rate:,.0f} tx/s:\n{out_text[-3000:]}")
     stop_line = next((line for line in out_text.splitlines() if "event=generator_stop" in line), "")
     achieved = float(stop_line.split(" rate=")[1].split()[0]) if " rate=" in stop_line else float("nan")
     with postgres.connection(url) as conn:

@@ -233,14 +233,17 @@ class TrafficModel:
         chosen_cards: list[np.ndarray] = []
         chosen_times: list[np.ndarray] = []
         taken = 0
+        accepted_share = 1.0  # of the previous round's draws: at night most cards sleep, so draw more
         for _ in range(20):
             want = count - taken
-            draw = max(16, int(want * 1.6))
+            draw = max(16, int(want * 1.6 / accepted_share))
             cards = self._rng.integers(0, self.population, draw)
             times = self._rng.integers(start_ms, end_ms, draw)
             awake = self._rng.random(draw) < self._activity(cards, times)
             rested = times - self._last_swipe_ms[cards] > self.min_gap_ms
-            cards, times = cards[awake & rested], times[awake & rested]
+            eligible = awake & rested
+            accepted_share = max(int(eligible.sum()) / draw, 1 / 256)
+            cards, times = cards[eligible], times[eligible]
             cards, first = np.unique(cards, return_index=True)
             times = times[first]
             if chosen_cards:  # drop cards already chosen in an earlier round of this step
