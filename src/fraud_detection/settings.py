@@ -32,7 +32,9 @@ class KafkaSettings(BaseModel):
     topic: str = Field("transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     alerts_topic: str = Field("alerts", pattern=r"^[A-Za-z0-9._-]{1,249}$",
                               description="new and changed alerts, published by `fraud-detection relay`")
-    partitions: int = Field(6, ge=1, le=1000)
+    # When `make run` or `topics create` makes the topics. Two suit one machine: on 2 cores a live batch read
+    # from 6 partitions took 550 ms, from 2 313 ms (BENCHMARKS.md, "Topic partitions"); the chart sets its own.
+    partitions: int = Field(2, ge=1, le=1000)
     # Optional client security (MSK and other managed brokers); empty means PLAINTEXT.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

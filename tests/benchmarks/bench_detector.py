@@ -219,18 +219,18 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch") -> dict
 
 
 def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups",
-             sink: str = "batch") -> dict:
-    """Generator at ``rate`` tx/s for ``seconds`` with the detector (``operator``, ``sink``) running; latency
-    and lag."""
-    name = f"live-{int(rate)}-{operator}-{sink}"
+             sink: str = "batch", store: str = "rocksdb", partitions: int = 6) -> dict:
+    """Generator at ``rate`` tx/s for ``seconds`` into a topic of ``partitions``, with the detector
+    (``operator``, ``sink``, ``store``) running; latency and lag."""
+    name = f"live-{int(rate)}-{operator}-{sink}-{store}-{partitions}"
     topic = name
-    kafka.create_topic(topic, 6)
+    kafka.create_topic(topic, partitions)
     with postgres.connection(url) as conn, conn, conn.cursor() as cur:
         cur.execute("TRUNCATE alerts, alert_outbox, alert_status_history, pipeline_metrics, rejected_transactions,"
                     " injected_attacks")
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{name}"),
-           "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__SINK": sink,
+           "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__SINK": sink, "FRAUD_DETECTOR__STATE_STORE": store,
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
            "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
            "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3"}
@@ -254,7 +254,8 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
         totals = reports.totals(conn)
         batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
-    return {"rate": rate, "operator": operator, "sink": sink, "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
+    return {"rate": rate, "operator": operator, "sink": sink, "store": store, "partitions": partitions,
+            "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
             "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,
             "mean_batch_rows": statistics.mean(batch_rows) if batch_rows else 0, "phases": phase_medians(url)}
@@ -299,6 +300,9 @@ def main() -> None:
                         help="records of the drain-a-backlog run (the detect command, start to last alert); 0: none")
     parser.add_argument("--live-rates", default="5000,20000", help="comma separated; empty for none")
     parser.add_argument("--live-seconds", type=float, default=60)
+    parser.add_argument("--live-state-stores", default="rocksdb", help="state stores of the live runs")
+    parser.add_argument("--live-partitions", default=str(load_settings().kafka.partitions),
+                        help="topic partitions of the live runs, e.g. 6,2 (default: as `make run` makes the topic)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("fraud_detection", "py4j", "pgserver"):
@@ -355,10 +359,14 @@ def main() -> None:
                 phases[f"mapgroups, {backlog['sink']}, backlog of {args.backlog:,}"] = backlog["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
-            for rate, operator, sink in itertools.product((float(r) for r in args.live_rates.split(",") if r),
-                                                          args.operators.split(","), args.sinks.split(",")):
-                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink))
-                phases[f"{operator}, {sink}, live {rate:,.0f} tx/s"] = live[-1]["phases"]
+            for rate, operator, sink, store, partitions in itertools.product(
+                    (float(r) for r in args.live_rates.split(",") if r), args.operators.split(","),
+                    args.sinks.split(","), args.live_state_stores.split(","),
+                    (int(p) for p in args.live_partitions.split(","))):
+                if operator == "transformwithstate" and store != "rocksdb":
+                    continue
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink, store, partitions))
+                phases[f"{operator}, {sink}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"] = live[-1]["phases"]
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
           f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
@@ -366,10 +374,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, size, rate, median, p90, rows, caught in results:
         print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
-    print("\n| operator | sink | offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| operator | sink | state | topic partitions | offered tx/s | alerts | latency p50 ms | p99 ms | max ms | lag after stop (records, per s) | mean batch rows | attacks detected | decoys alerted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in live:
-        print(f"| {r['operator']} | {r['sink']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
+        print(f"| {r['operator']} | {r['sink']} | {r['store']} | {r['partitions']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
     for backlog in backlogs:
         print(f"\nbacklog of {backlog['records']:,} records, {backlog['sink']} sink, `detect --until-drained`"

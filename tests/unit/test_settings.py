@@ -8,7 +8,7 @@ def test_defaults_need_no_environment():
     """With no FRAUD_* variables the settings load with the documented defaults."""
     settings = load_settings()
     assert settings.kafka.topic == "transactions"
-    assert settings.kafka.partitions == 6
+    assert settings.kafka.partitions == 2
     assert settings.generator.attack_interval == 20.0
     assert settings.database_url is None
 
