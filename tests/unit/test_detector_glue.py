@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from fraud_detection.detector.velocity_state import (
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.live_view import render, summary_line
 from fraud_detection.settings import SettingsError, load_settings
+from fraud_detection.storage import detections
 from fraud_detection.storage.reports import Deliveries, Health, RecentAlert, Totals
 
 OPERATOR_SOURCES = OPERATOR_PROJECT / "src/main/java/io/github/frauddetection/velocity"
@@ -53,6 +55,16 @@ def test_the_operators_java_bean_names_map_to_the_sinks_fields():
     bean = (OPERATOR_SOURCES / "DetectorOutput.java").read_text()
     getters = {snake_case(name[0].lower() + name[1:]) for name in re.findall(r"public \S+ get(\w+)\(\)", bean)}
     assert set(OPERATOR_FIELDS) <= getters, set(OPERATOR_FIELDS) - getters
+
+
+@pytest.mark.parametrize(("java_list", "row"), [
+    ("ALERT_FIELDS", detections.AlertRow), ("REJECTED_FIELDS", detections.RejectedRow)])
+def test_both_sinks_send_detector_commit_the_same_json_keys(java_list, row):
+    """The JVM sink's CommitUnit writes the keys the batch sink writes from its rows (migration 0009 reads
+    them by name: a key missing on one side would arrive as NULL)."""
+    source = (OPERATOR_SOURCES.parent / "sink" / "CommitUnit.java").read_text()
+    listed = re.search(rf"{java_list} = List\.of\(([^)]*)\)", source).group(1)
+    assert re.findall(r'"(\w+)"', listed) == [f.name for f in fields(row)]
 
 
 def test_missing_operator_jar_says_how_to_build_it(tmp_path):
