@@ -78,6 +78,9 @@ class DetectorSettings(BaseModel):
                                     description="seconds a batch keeps retrying an unreachable PostgreSQL")
     kafka_retry_timeout: int = Field(120, ge=1, le=3600,
                                      description="seconds the Kafka source keeps retrying an unreachable broker")
+    local_heap: str = Field("2g", pattern=r"^[1-9][0-9]*[mg]$",
+                            description="JVM heap of local runs (e.g. 2g, 1536m), fixed from the start; under"
+                                        " spark-submit the submission's spark.driver/executor.memory")
     jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
     ready_file: Path | None = Field(None, description="touched once the query runs (make run waits for it)")
 

@@ -105,6 +105,15 @@ def test_the_jvm_sink_commits_the_oracles_alerts_and_counts(seed, cards, spark, 
     differential_run(seed, cards, "mapgroups", spark, kafka, pg_server, tmp_path_factory.mktemp("diff"), "foreach")
 
 
+def test_the_local_jvm_has_the_configured_heap_committed_from_the_start(spark):
+    """FRAUD_DETECTOR__LOCAL_HEAP reaches the JVM that PySpark launches, as its maximum and initial heap."""
+    heap = load_settings().detector.local_heap
+    expected = int(heap[:-1]) << {"m": 20, "g": 30}[heap[-1]]
+    runtime = spark._jvm.java.lang.Runtime.getRuntime()  # noqa: SLF001 (py4j gateway)
+    assert runtime.maxMemory() == expected
+    assert runtime.totalMemory() == expected, "committed at start, not grown on demand"
+
+
 def test_a_checkpoint_is_resumed_only_by_the_operator_that_wrote_it(spark, kafka, topic, database_url, stack_env,
                                                                      tmp_path):
     """mapgroups, then transformwithstate on the same checkpoint: refused at start, saying what to set."""

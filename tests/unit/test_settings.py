@@ -30,6 +30,8 @@ def test_nested_variables_are_read(monkeypatch):
         ("FRAUD_KAFKA__PARTITIONS", "0"),
         ("FRAUD_GENERATOR__CARD_SPACE", "Has Spaces"),
         ("FRAUD_LOG_LEVEL", "LOUD"),
+        ("FRAUD_DETECTOR__LOCAL_HEAP", "2GB"),
+        ("FRAUD_DETECTOR__LOCAL_HEAP", "0g"),
     ],
 )
 def test_invalid_value_names_the_variable(monkeypatch, name, value):

@@ -27,6 +27,22 @@ ROCKSDB_TUNING = {
     "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
 }
 
+# RocksDB's memory, shared by every state store instance of the JVM: one block cache and write-buffer budget
+# that also holds the index and filter blocks, which otherwise grow with the number of SST files.
+ROCKSDB_MEMORY = {
+    "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+    "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "256",
+}
+
+# A streaming job runs jobs, stages and SQL executions for every micro-batch, forever. Spark's status store
+# keeps the last 1,000 of each with their plans and metrics (UI or not), the heap's largest long-lived
+# tenant; the last 100 are plenty for the UI and history of a job whose progress goes to PostgreSQL.
+STATUS_RETENTION = {
+    "spark.ui.retainedJobs": "100",
+    "spark.ui.retainedStages": "100",
+    "spark.sql.ui.retainedExecutions": "100",
+}
+
 STATE_STORES = {
     "hdfs": "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider",
     "rocksdb": "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
@@ -53,13 +69,18 @@ def spark_session(settings: Settings, app_name: str = "fraud-detection-detector"
         .config("spark.sql.streaming.kafka.useDeprecatedOffsetFetching", "true")
         .config("spark.ui.showConsoleProgress", "false")
     )
-    for name, value in ROCKSDB_TUNING.items():
+    for name, value in {**ROCKSDB_TUNING, **ROCKSDB_MEMORY, **STATUS_RETENTION}.items():
         builder = builder.config(name, value)
     if not submitted:
         # Local mode: our master and jars. Under spark-submit both come from the submission and the image,
         # whose /opt/spark/jars holds the operator and connector jars (images/detector/Dockerfile).
         folder = d.jars_dir if d.jars_dir is not None else build_operator(settings.local.cache_dir)
         builder = builder.master(d.master).config("spark.jars", ",".join(str(p) for p in operator_jars(folder)))
+        # One JVM holds driver and executors. Its heap is committed and touched at start (as in a container
+        # sized for it), so the process's memory is flat from the first batch instead of growing with the
+        # heap; what grows after that is native memory or a leak, which is what bench_soak watches.
+        builder = (builder.config("spark.driver.memory", d.local_heap)
+                   .config("spark.driver.extraJavaOptions", f"-Xms{d.local_heap} -XX:+AlwaysPreTouch"))
         if d.master.startswith("local"):  # no UI; services listen on loopback only, the driver's RPC included
             builder = (builder.config("spark.ui.enabled", "false")
                        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1"))
