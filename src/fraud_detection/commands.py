@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from fraud_detection.settings import Settings
@@ -136,6 +137,15 @@ def _os_user() -> str | None:
 def _db(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.storage import postgres
 
+    if args.db_command == "prune":
+        from fraud_detection.storage import retention
+
+        url = settings.require_database_url()
+        if postgres.pending_migrations(url):
+            raise RuntimeError("the schema is not current: run `fraud-detection db migrate` first")
+        deleted = retention.prune_history(url, timedelta(days=args.keep_days))
+        log.info("event=prune_done keep_days=%d %s", args.keep_days, " ".join(f"{k}={v}" for k, v in deleted.items()))
+        return 0
     applied = postgres.migrate(settings.require_database_url())
     log.info("event=migrate_done applied=%d", len(applied))
     return 0

@@ -118,6 +118,8 @@ def pod_specs(doc: dict) -> list[dict]:
         return [doc["spec"]]
     if kind in ("Deployment", "StatefulSet", "Job", "DaemonSet"):
         return [doc["spec"]["template"]["spec"]]
+    if kind == "CronJob":
+        return [doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
     if kind == "SparkApplication":
         return [doc["spec"][role]["template"]["spec"] for role in ("driver", "executor")
                 if "template" in doc["spec"][role]]
@@ -141,11 +143,14 @@ def containers(docs) -> list[Container]:
 
 
 def pod_labels(docs) -> dict[str, dict]:
-    """component -> labels of the pods it runs (Deployment template, SparkApplication driver, test Pods)."""
+    """component -> labels of the pods it runs (Deployment and CronJob templates, SparkApplication driver, test
+    Pods)."""
     labels = {}
     for doc in docs:
         if doc["kind"] == "Deployment":
             found = doc["spec"]["template"]["metadata"]["labels"]
+        elif doc["kind"] == "CronJob":
+            found = doc["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
         elif doc["kind"] == "SparkApplication":
             found = doc["spec"]["driver"]["labels"]
             assert doc["spec"]["executor"]["labels"] == found

@@ -94,7 +94,7 @@ def test_external_services_are_reachable_only_from_the_apps_pods():
     external = found["external-services"]
     labels = pod_labels(docs)
     assert {c for c, pod in labels.items() if selects(external["podSelector"], pod)} == {
-        "generator", "detector", "relay", "notify", "helm-test"}
+        "generator", "detector", "relay", "notify", "retention", "helm-test"}
     (rule,) = external["egress"]
     assert rule["to"] == [{"ipBlock": {"cidr": "10.42.0.1/32"}}]
     assert {p["port"] for p in rule["ports"]} == {9092, 5432}

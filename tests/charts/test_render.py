@@ -25,13 +25,13 @@ from tests.charts.rendering import (
 EXPECTED_KINDS = {
     "default": {"Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "SparkApplication", "Deployment", "Grafana",
                 "GrafanaDatasource", "GrafanaDashboard", "NetworkPolicy", "Secret", "ServiceAccount", "Role",
-                "RoleBinding", "PersistentVolumeClaim", "Pod"},
+                "RoleBinding", "PersistentVolumeClaim", "Pod", "CronJob"},
     # MSK and RDS instead of Strimzi and CNPG; S3 checkpoints instead of a PVC.
     "aws": {"SparkApplication", "Deployment", "Grafana", "GrafanaDatasource", "GrafanaDashboard", "Secret",
-            "ServiceAccount", "Role", "RoleBinding", "Pod"},
+            "ServiceAccount", "Role", "RoleBinding", "Pod", "CronJob"},
     # No operators: the node's Kafka and PostgreSQL as external services, the detector's driver as a Deployment.
     "k3s": {"Deployment", "Service", "ConfigMap", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding",
-            "PersistentVolumeClaim", "Pod"},
+            "PersistentVolumeClaim", "Pod", "CronJob"},
 }
 EXPECTED_KINDS["kind"] = EXPECTED_KINDS["default"]
 # The oldest Kubernetes each pinned operator supports (Strimzi: only 1.30 and newer since 0.51, so in 1.2 too).

@@ -242,14 +242,15 @@ def test_images_match_skaffold():
 
 
 @pytest.mark.parametrize(("sets", "optional"), [
-    ({}, {"generator", "relay"}),
-    ({"generator.recordGroundTruth": "false"}, {"relay"}),
-    ({"relay.enabled": "false"}, {"generator"}),
-    ({"notify.enabled": "true", "notify.secretName": "hooks"}, {"generator", "relay", "notify"}),
+    ({}, {"generator", "relay", "retention"}),
+    ({"generator.recordGroundTruth": "false"}, {"relay", "retention"}),
+    ({"relay.enabled": "false"}, {"generator", "retention"}),
+    ({"retention.enabled": "false"}, {"generator", "relay"}),
+    ({"notify.enabled": "true", "notify.secretName": "hooks"}, {"generator", "relay", "notify", "retention"}),
 ])
 def test_postgres_reachable_only_from_its_clients(sets, optional):
-    """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests, the relay
-    while it is deployed and the generator only while it records ground truth."""
+    """The PostgreSQL policy selects the CNPG pods and admits the detector, Grafana, helm tests, the relay and
+    the retention job while they are deployed and the generator only while it records ground truth."""
     docs = render(sets=sets)
     policy = one(docs, "NetworkPolicy", "-pg-clients")["spec"]
     assert policy["podSelector"]["matchLabels"] == {"cnpg.io/cluster": one(docs, "Cluster")["metadata"]["name"]}

@@ -286,8 +286,9 @@ def install(c: Cluster, images: dict[str, str], services: NodeServices | None, r
     else:
         services.create_secrets(c, namespace)
         values = ["-f", str(CHART / "values-k3s.yaml")]
+    chosen = [arg for value in os.environ.get("FRAUD_E2E_SET", "").split() for arg in ("--set", value)]
     c.helm("upgrade", "--install", release, str(CHART), "-n", namespace, "--create-namespace", *values,
-           *image_values(images), *extra, "--wait", "--timeout", "15m", timeout=1200)
+           *image_values(images), *chosen, *extra, "--wait", "--timeout", "15m", timeout=1200)
 
 
 @pytest.fixture(scope="session")

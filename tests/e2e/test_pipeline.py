@@ -87,6 +87,25 @@ def test_helm_tests_pass(cluster):
     cluster.helm("test", RELEASE, "-n", NAMESPACE, "--timeout", "5m")
 
 
+def test_the_retention_job_prunes_from_inside_the_cluster(cluster):
+    """A Job made from the retention CronJob runs `db prune` to completion past the NetworkPolicies: it deletes
+    the bookkeeping older than its keepDays and keeps the recent batches."""
+    cluster.sql("INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, input_rows)"
+                " VALUES ('e2e-retention', 'old', 0, now() - interval '400 days', 0) RETURNING batch_id")
+    wait_for("committed batches", lambda: int(cluster.sql(
+        "SELECT count(*) FROM pipeline_metrics WHERE component = 'detector'")), timeout=600)
+    job = f"{RELEASE}-prune-now"
+    cluster.kubectl("delete", "job", job, "--ignore-not-found")
+    cluster.kubectl("create", "job", job, f"--from=cronjob/{RELEASE}-fraud-detection-retention")
+    try:
+        cluster.kubectl("wait", f"job/{job}", "--for=condition=complete", "--timeout=300s", timeout=330)
+    except AssertionError:
+        raise AssertionError(cluster.kubectl("logs", f"job/{job}", "--all-containers", check=False)) from None
+    assert cluster.sql("SELECT count(*) FROM pipeline_metrics WHERE component = 'e2e-retention'") == "0"
+    assert int(cluster.sql("SELECT count(*) FROM pipeline_metrics WHERE component = 'detector'")) > 0
+    cluster.kubectl("delete", "job", job)
+
+
 def test_scaling_the_generator_raises_the_processed_rate(cluster):
     """Three generator replicas feed the detector about three times the load of one."""
     scale_generator(cluster, 1)

@@ -226,6 +226,12 @@ The bootstrap Service and every broker it hands out are pods Strimzi labels with
       protocol: TCP
 {{- end }}
 {{- if .Values.postgres.enabled }}
+{{ include "fd.postgresEgress" . }}
+{{- end }}
+{{- end }}
+
+{{/* The PostgreSQL instances this release runs. */}}
+{{- define "fd.postgresEgress" -}}
 - to:
     - podSelector:
         matchLabels:
@@ -233,7 +239,6 @@ The bootstrap Service and every broker it hands out are pods Strimzi labels with
   ports:
     - port: 5432
       protocol: TCP
-{{- end }}
 {{- end }}
 
 {{/* One rule per {cidr, ports} of the list: include "fd.ipBlockEgress" .Values.networkPolicies.externalEgress */}}
