@@ -1,7 +1,7 @@
 """Memory over a long run (``make bench-soak``): the live pipeline at 5,000 tx/s for 30 minutes.
 
 The detector's process tree (Python driver + JVM) is sampled every second while the generator offers a
-steady rate; its RSS is reported per five minutes, with the growth from the end of the warm-up (minute 5,
+steady rate; its memory (PSS, see bench_load.Sampler) is reported per five minutes, with the growth from the end of the warm-up (minute 5,
 when the JVM heap and RocksDB caches have reached their working size) to the last five minutes. Alert
 latency and the drain after the stop show the run stayed healthy throughout.
 """
@@ -25,19 +25,19 @@ log = logging.getLogger("bench")
 WARM_UP_S = 300
 
 
-def rss_by_period(series: list[tuple[float, int]], period_s: float) -> list[tuple[int, float]]:
-    """Median RSS (MB) per period: (period's end in minutes, MB)."""
+def memory_by_period(series: list[tuple[float, int]], period_s: float) -> list[tuple[int, float]]:
+    """Median memory (MB) per period: (period's end in minutes, MB)."""
     periods: dict[int, list[int]] = {}
-    for t, rss in series:
-        periods.setdefault(int(t // period_s), []).append(rss)
+    for t, used in series:
+        periods.setdefault(int(t // period_s), []).append(used)
     return [(int((k + 1) * period_s / 60), statistics.median(v) / 2**20) for k, v in sorted(periods.items())]
 
 
 def growth(series: list[tuple[float, int]], warm_up_s: float, tail_s: float) -> float:
-    """RSS growth (fraction) from the period just after the warm-up to the last ``tail_s`` seconds."""
+    """Memory growth (fraction) from the period just after the warm-up to the last ``tail_s`` seconds."""
     end = series[-1][0]
-    after_warm_up = [rss for t, rss in series if warm_up_s <= t < warm_up_s + tail_s]
-    tail = [rss for t, rss in series if t >= end - tail_s]
+    after_warm_up = [used for t, used in series if warm_up_s <= t < warm_up_s + tail_s]
+    tail = [used for t, used in series if t >= end - tail_s]
     return statistics.median(tail) / statistics.median(after_warm_up) - 1
 
 
@@ -56,14 +56,14 @@ def main() -> None:
         tmp = Path(tmp_name)
         with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
             measured, _, _, sampler = live(kafka, pg, tmp, args.rate, args.minutes * 60)
-    series = sampler.rss_series
+    series = sampler.memory_series
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2]; {args.rate:,.0f} tx/s"
           f" offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
-    print("| minute | " + " | ".join(str(m) for m, _ in rss_by_period(series, 300)) + " |")
-    print("|---|" + "---|" * len(rss_by_period(series, 300)))
-    print("| detector RSS MB (median) | " + " | ".join(f"{mb:,.0f}" for _, mb in rss_by_period(series, 300)) + " |")
-    print(f"\nRSS growth after the {WARM_UP_S // 60}-minute warm-up: {growth(series, WARM_UP_S, 300):+.1%};"
-          f" peak {sampler.peak_rss / 2**20:,.0f} MB; achieved {measured['achieved']:,.0f} tx/s, sustained"
+    print("| minute | " + " | ".join(str(m) for m, _ in memory_by_period(series, 300)) + " |")
+    print("|---|" + "---|" * len(memory_by_period(series, 300)))
+    print("| detector PSS MB (median) | " + " | ".join(f"{mb:,.0f}" for _, mb in memory_by_period(series, 300)) + " |")
+    print(f"\nmemory growth after the {WARM_UP_S // 60}-minute warm-up: {growth(series, WARM_UP_S, 300):+.1%};"
+          f" peak {sampler.peak_memory / 2**20:,.0f} MB; achieved {measured['achieved']:,.0f} tx/s, sustained"
           f" {measured['sustained']:,.0f}; alerts {measured['alerts']}, latency p50 {measured['latency_p50_ms'] or float('nan'):,.0f} ms"
           f" p99 {measured['latency_p99_ms'] or float('nan'):,.0f} ms; peak lag {measured['peak_lag']:,};"
           f" drained {measured['drain_s']:.1f} s after the stop")
