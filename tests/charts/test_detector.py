@@ -87,3 +87,13 @@ def test_s3a_checkpoints_have_their_filesystem_in_the_detector_image():
     assert args.get("AWS_SDK_BUNDLE_VERSION") == AWS_SDK_OF_HADOOP[hadoop]
     assert "org.apache.hadoop:hadoop-aws:${HADOOP_AWS_VERSION}" in dockerfile
     assert "software.amazon.awssdk:bundle:${AWS_SDK_BUNDLE_VERSION}" in dockerfile
+
+
+def test_executors_get_the_memory_overhead_for_rocksdb_on_either_runner():
+    """detector.executor.memoryOverhead reaches the executors of the SparkApplication and of the driver
+    Deployment alike: their pods' limit is heap plus overhead, and RocksDB lives in the overhead."""
+    sets = {"detector.executor.memoryOverhead": "900m"}
+    app = one(render(sets=sets), "SparkApplication")["spec"]["executor"]
+    assert app["memoryOverhead"] == "900m"
+    driver = one(render(values=VALUES_FILES["k3s"], sets=sets), "Deployment", "-detector-driver")
+    assert "spark.executor.memoryOverhead=900m" in driver["spec"]["template"]["spec"]["containers"][0]["args"]
