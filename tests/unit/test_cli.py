@@ -5,9 +5,9 @@ import pytest
 
 from fraud_detection.cli import build_parser, main
 
-SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["evaluate"], ["db"], ["db", "migrate"], ["db", "prune"], ["check"],
-               ["create-topic"], ["run"], ["grafana"], ["notify"], ["alerts"], ["alerts", "list"], ["alerts", "ack"],
-               ["alerts", "resolve"]]
+SUBCOMMANDS = [["generate"], ["replay"], ["detect"], ["evaluate"], ["db"], ["db", "migrate"], ["db", "prune"],
+               ["check"], ["create-topic"], ["run"], ["grafana"], ["notify"], ["alerts"], ["alerts", "list"],
+               ["alerts", "ack"], ["alerts", "resolve"]]
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -24,7 +24,8 @@ def test_every_subcommand_has_help(words, capsys):
     ["generate", "--count", "5", "--duration", "3"], ["replay"], ["replay", "x.csv", "--speed", "-2"],
     ["generate", "--start-time", "next tuesday"], ["alerts"], ["alerts", "ack"], ["alerts", "reopen", "a1"],
     ["alerts", "list", "--status", "closed"], ["alerts", "list", "--limit", "0"],
-    ["alerts", "resolve", "a1", "--by", " "], ["db", "prune", "--keep-days", "0"], ["db", "prune", "--keep-days", "1.5"],
+    ["alerts", "resolve", "a1", "--by", " "], ["db", "prune", "--keep-days", "0"],
+    ["db", "prune", "--keep-days", "1.5"],
 ])
 def test_wrong_arguments_exit_2_with_a_message(argv, capsys):
     """Wrong arguments exit 2 and say what is wrong."""
