@@ -148,6 +148,34 @@ topic everywhere except the helm test that points `check --kafka` (which checks 
 {{- end }}
 {{- end }}
 
+{{/* The pod security context of the app's own images (generator, relay, notify, retention). */}}
+{{- define "fd.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsUser }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The init container that applies the schema migrations (idempotent, under an advisory lock) before a
+component that needs them: include "fd.migrateContainer" (list . image) */}}
+{{- define "fd.migrateContainer" -}}
+{{- $root := index . 0 -}}
+- name: migrate
+  image: {{ index . 1 }}
+  imagePullPolicy: {{ $root.Values.images.pullPolicy }}
+  command: [fraud-detection, db, migrate]
+  env:
+    {{- include "fd.commonEnv" $root | nindent 4 }}
+    {{- include "fd.secretEnv" (list $root true) | trim | nindent 4 }}
+  securityContext:
+    {{- include "fd.containerSecurity" $root | nindent 4 }}
+  resources:
+    requests: {cpu: 50m, memory: 96Mi}
+    limits: {memory: 256Mi}
+{{- end }}
+
 {{/* Restricted-profile container security context. */}}
 {{- define "fd.containerSecurity" -}}
 allowPrivilegeEscalation: false
