@@ -1,13 +1,13 @@
 """Offered-load benchmark (``make bench``): the live pipeline at 1k, 5k, 20k and 50k tx/s.
 
-For each offered rate, on one machine with the broker, PostgreSQL, the detector and the generator:
-the generator offers the rate for a fixed time while the detector runs (latest offsets, its own topic and
+For each offered rate, on one machine with the broker, PostgreSQL, the detector and the generator: the
+generator offers the rate for a fixed time while the detector runs (latest offsets, its own topic and
 database). Measured: the rate the generator achieved, the rate the detector sustained while offered, the
-consumer lag (its peak, and how long the detector took to drain after the generator stopped), alert
-latency p50/p99 (raising transaction's Kafka timestamp to the alert's commit), the detector's peak memory
-(PSS of its process tree: Python driver + JVM; see Sampler), and detection recall. Then the same topic is drained by the
-naive tumbling-window query and by the exact detector in one batch each, for the throughput ratio and
-the recall of each on identical data. Writes a Markdown table and a PNG plot of latency against load.
+consumer lag (its peak, and how long the detector took to drain after the generator stopped), alert latency
+p50/p99 (raising transaction's Kafka timestamp to the alert's commit), the detector's peak memory (PSS of its
+process tree: Python driver + JVM; see Sampler), and detection recall. Then the same topic is drained by the
+naive tumbling-window query and by the exact detector in one batch each, for the throughput ratio and the
+recall of each on identical data. Writes a Markdown table and a PNG plot of latency against load.
 """
 
 from __future__ import annotations

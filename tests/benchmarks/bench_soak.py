@@ -1,9 +1,10 @@
 """Memory over a long run (``make bench-soak``): the live pipeline at 5,000 tx/s for 30 minutes.
 
 The detector's process tree (Python driver + JVM) is sampled every second while the generator offers a
-steady rate; its memory (PSS, see bench_load.Sampler) is reported per five minutes, with the growth from the end of the warm-up (minute 5,
-when the JVM heap and RocksDB caches have reached their working size) to the last five minutes. Alert
-latency and the drain after the stop show the run stayed healthy throughout.
+steady rate; its memory (PSS, see bench_load.Sampler) is reported per five minutes, with the growth from
+the end of the warm-up (minute 5, when the JVM heap and RocksDB caches have reached their working size)
+to the last five minutes. Alert latency and the drain after the stop show the run stayed healthy
+throughout.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def main() -> None:
     series = sampler.memory_series
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2]; {args.rate:,.0f} tx/s"
           f" offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
-    print("| minute | " + " | ".join(str(m) for m, _ in memory_by_period(series, 300)) + " |")
-    print("|---|" + "---|" * len(memory_by_period(series, 300)))
-    print("| detector PSS MB (median) | " + " | ".join(f"{mb:,.0f}" for _, mb in memory_by_period(series, 300)) + " |")
+    periods = memory_by_period(series, 300)
+    print("| minute | " + " | ".join(str(m) for m, _ in periods) + " |")
+    print("|---|" + "---|" * len(periods))
+    print("| detector PSS MB (median) | " + " | ".join(f"{mb:,.0f}" for _, mb in periods) + " |")
     print(f"\nmemory growth after the {WARM_UP_S // 60}-minute warm-up: {growth(series, WARM_UP_S, 300):+.1%};"
           f" peak {sampler.peak_memory / 2**20:,.0f} MB; achieved {measured['achieved']:,.0f} tx/s, sustained"
           f" {measured['sustained']:,.0f}; alerts {measured['alerts']}, latency p50 {measured['latency_p50_ms'] or float('nan'):,.0f} ms"
