@@ -35,13 +35,30 @@ def card_events(rng: random.Random, card_id: str, start_ms: int) -> list[Event]:
     return events
 
 
+def deliveries(rng: random.Random, events: list[Event], max_delay_ms: int,
+               duplicate_share: float) -> list[tuple[int, Event]]:
+    """(delivery ms, event) in delivery order: each delayed by up to ``max_delay_ms``, some delivered twice."""
+    delivered = [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events]
+    delivered += [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events
+                  if rng.random() < duplicate_share]
+    return sorted(delivered, key=lambda d: d[0])
+
+
 def arrival_order(rng: random.Random, events: list[Event], max_delay_ms: int, duplicate_share: float) -> list[Event]:
-    """Events as delivered: each delayed by up to ``max_delay_ms`` of event time, some delivered twice."""
-    deliveries = [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events]
-    deliveries += [(e.event_time_ms + rng.randint(0, max_delay_ms), e) for e in events
-                   if rng.random() < duplicate_share]
-    deliveries.sort(key=lambda d: d[0])
-    return [e for _, e in deliveries]
+    """Events as delivered (see ``deliveries``)."""
+    return [e for _, e in deliveries(rng, events, max_delay_ms, duplicate_share)]
+
+
+def live_chunks(rng: random.Random, events: list[Event], max_delay_ms: int, duplicate_share: float,
+                window_ms: int = 30_000) -> list[list[Event]]:
+    """Deliveries cut into one chunk per ``window_ms`` of delivery time, for ``feed``. A micro-batch may see
+    part of a chunk (some partitions): the rest is at most window + max delay older than anything seen, so
+    it is on time when that sum is under the lateness. (Chunks of a fixed count span minutes where traffic
+    is sparse, and then a batch cut inside one made records late, at random.)"""
+    chunks: dict[int, list[Event]] = {}
+    for delivered_ms, event in deliveries(rng, events, max_delay_ms, duplicate_share):
+        chunks.setdefault(delivered_ms // window_ms, []).append(event)
+    return list(chunks.values())
 
 
 def payload(event: Event) -> bytes:
@@ -132,10 +149,13 @@ def batches(database_url: str) -> int:
         return postgres.fetch_all(conn, "SELECT count(*) FROM pipeline_metrics")[0][0]
 
 
-def wait_for(condition, timeout_s: float, what: str) -> None:
+def wait_for(condition, timeout_s: float, what: str, explain=None) -> None:
+    """Poll ``condition``; on time-out, fail with ``explain()`` (what was seen) in the message, if given."""
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        if time.monotonic() >= deadline:
+            seen = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}{seen}")
         time.sleep(0.5)
 
 

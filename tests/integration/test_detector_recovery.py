@@ -43,7 +43,11 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
     guarantee and return (delivered, events, batches committed before the kill)."""
     rng = random.Random(20261128)
     events = [e for c in range(300) for e in runs.card_events(rng, f"k{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
-    delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
+    # A live stream (30 s of delivery time per chunk, 60 s delays: within the 120 s lateness however a batch
+    # cuts it): the first half; a quarter more, of which the detector commits some; the kill; the last
+    # quarter sent while the detector is down and after it restarted.
+    chunks = runs.live_chunks(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
+    delivered = [e for chunk in chunks for e in chunk]
     env = {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
            "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DETECTOR__OPERATOR": operator,
            "FRAUD_DETECTOR__SINK": sink}
@@ -54,10 +58,6 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
         return (runs.metrics_totals(database_url)["duplicate_rows"] >= len(delivered) - len(events)
                 and runs.live_alerts(database_url) == expected_alerts)
 
-    # A live stream of small chunks (under a minute of event time each, so a chunk half-visible across
-    # partitions stays within the lateness): the first half; a quarter more, of which the detector commits
-    # some; the kill; the last quarter sent while the detector is down and after it restarted.
-    chunks = [delivered[i:i + 25] for i in range(0, len(delivered), 25)]
     half, three_quarters = len(chunks) // 2, 3 * len(chunks) // 4
 
     first_done, second_done = threading.Event(), threading.Event()
@@ -77,7 +77,8 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
                                                  second_done), daemon=True).start()
         detector = runs.start_detector(env, log_path)
         runs.wait_for(second_done.is_set, 120, "the feeder")
-        runs.wait_for(processed, 240, "every record to be processed")
+        runs.wait_for(processed, 240, "every record to be processed",
+                      explain=lambda: _progress(database_url, expected_alerts, log_path))
         detector.send_signal(signal.SIGTERM)  # to the Python driver, which stops the query and then Spark
         assert detector.wait(60) == 0, log_path.read_text()[-3000:]
     finally:
@@ -89,6 +90,15 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
     assert totals["duplicate_rows"] == len(delivered) - len(events), "each duplicate counted once"
     assert "event=detector_started" in log_path.read_text()
     return delivered, events, killed_after
+
+
+def _progress(database_url: str, expected_alerts: list[tuple], log_path) -> str:
+    """What a stalled recovery shows: the metric totals, the alerts missing and extra, the log's end."""
+    live = runs.live_alerts(database_url)
+    missing = [a for a in expected_alerts if a not in live]
+    extra = [a for a in live if a not in expected_alerts]
+    return (f"totals {runs.metrics_totals(database_url)}\nmissing alerts {missing[:5]} ({len(missing)})\n"
+            f"extra alerts {extra[:5]} ({len(extra)})\ndetector log:\n{log_path.read_text()[-4000:]}")
 
 
 def test_sigterm_to_the_process_group_stops_the_detector_with_one_line(kafka, topic, stack_env, tmp_path):

@@ -46,8 +46,8 @@ def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topi
     postgres.migrate(url)
     rng = random.Random(30)
     events = [e for c in range(200) for e in runs.card_events(rng, f"o{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
-    delivered = runs.arrival_order(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
-    chunks = [delivered[i:i + 25] for i in range(0, len(delivered), 25)]
+    chunks = runs.live_chunks(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
+    delivered = [e for chunk in chunks for e in chunk]
     thirds = [chunks[:len(chunks) // 3], chunks[len(chunks) // 3:2 * len(chunks) // 3], chunks[2 * len(chunks) // 3:]]
     counts = [sum(len(c) for c in part) for part in thirds]
     log_path = tmp_path / "detector.log"
