@@ -57,6 +57,7 @@ def corpus(t0: int) -> list[BadInput]:
         BadInput("Infinity amount", b"k", record("c", "t7", t0, amount=float("inf")), "non_finite_amount"),
         BadInput("negative amount", b"k", record("c", "t8", t0, amount=-3), "non_positive_amount"),
         BadInput("huge amount", b"k", record("c", "t9", t0, amount=1e12), "bad_amount"),
+        BadInput("amount far below a cent", b"k", record("c", "t21", t0, amount=1e-9), "bad_amount"),
         BadInput("far-future time", b"k", record("c", "t10", t0, event_time="2999-01-01T00:00:00.000Z"),
                  "future_event_time"),
         BadInput("far-past time", b"k", record("c", "t11", t0, event_time="1971-01-01T00:00:00.000Z"), "late"),

@@ -35,7 +35,7 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, by
 
 def test_every_hostile_class_is_rejected_with_its_reason_or_handled(spark, kafka, topic, database_url, stack_env,
                                                                    tmp_path, operator):
-    """26 classes after a warm-up: reasons as listed, oddities accepted, the victim still alerted, the SQL-looking
+    """27 classes after a warm-up: reasons as listed, oddities accepted, the victim still alerted, the SQL-looking
     card stored verbatim, every offset counted once."""
     t0 = runs.base_ms() + 7_200_000
     warmup = [Event("warm", f"w{i}", t0 - 600_000 + i * 1000, 100) for i in range(3)]

@@ -145,8 +145,10 @@ public final class RecordParser implements Serializable {
     if (amountValue <= 0) {
       return Parsed.rejected(NON_POSITIVE_AMOUNT, Double.toString(amountValue));
     }
+    // Whole cents, at least one: a positive amount far below a cent (1e-9) is within the tolerance of 0 cents.
     double cents = amountValue * 100;
-    if (Math.abs(cents - Math.rint(cents)) > 1e-6 || amountValue > maxAmount) {
+    long wholeCents = Math.round(cents);
+    if (wholeCents < 1 || Math.abs(cents - wholeCents) > 1e-6 || amountValue > maxAmount) {
       return Parsed.rejected(BAD_AMOUNT, Double.toString(amountValue));
     }
     String time = (String) values[eventTime];
@@ -161,7 +163,7 @@ public final class RecordParser implements Serializable {
     if (version != expectedSchemaVersion) {
       return Parsed.rejected(UNSUPPORTED_SCHEMA_VERSION, Long.toString(version));
     }
-    return new Parsed(card, transaction, eventTimeMs, Math.round(cents), null, null);
+    return new Parsed(card, transaction, eventTimeMs, wholeCents, null, null);
   }
 
   /** Marks a present field whose JSON value has the wrong type. */

@@ -144,6 +144,9 @@ class RecordParserTest {
     assertRejected(RecordParser.NON_POSITIVE_AMOUNT, "0.0", record("amount", "0"));
     assertRejected(RecordParser.BAD_AMOUNT, "1.0E12", record("amount", "1e12"));
     assertRejected(RecordParser.BAD_AMOUNT, "0.125", record("amount", "0.125"));
+    assertRejected(RecordParser.BAD_AMOUNT, "1.0E-9", record("amount", "1e-9"));  // 0 cents, within the tolerance
+    assertRejected(RecordParser.BAD_AMOUNT, "2.23042225818252E-112", record("amount", "2.23042225818252e-112"));
+    assertEquals(1, parse(record("amount", "0.01")).amountCents(), "one cent is the least amount");
     assertEquals(100_000_000, parse(record("amount", "1000000")).amountCents(), "the maximum itself is allowed");
   }
 
