@@ -13,6 +13,7 @@ import argparse
 import itertools
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -190,13 +191,14 @@ def print_phases(runs: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{phases.get(name, 0):,.0f}" for phases in runs.values()) + " |")
 
 
-def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch") -> dict:
-    """``fraud-detection detect --until-drained`` over a topic of ``records`` (one batch): from the command's
-    start to its last alert committed, with the start-up (to the query running) and the first batch apart."""
-    topic = f"backlog-{records}-{sink}"
-    kafka.create_topic(topic, 6)
+def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partitions: int = 2) -> dict:
+    """``fraud-detection detect --until-drained`` over a topic of ``records`` in ``partitions`` (one batch): from
+    the command's start to its last alert committed, with the start-up (to the query running) and the first
+    batch apart."""
+    topic = f"backlog-{records}-{sink}-{partitions}"
+    kafka.create_topic(topic, partitions)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
-    url = pg.create_database(f"backlog_{records}_{sink}")
+    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}")
     postgres.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
@@ -212,7 +214,9 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch") -> dict
         (last_alert,) = postgres.fetch_all(conn, "SELECT extract(epoch FROM max(updated_at)) FROM alerts")[0]
         batches = postgres.fetch_all(conn, "SELECT batch_duration_ms, input_rows FROM pipeline_metrics"
                                            " WHERE input_rows > 0 ORDER BY batch_id")
-    return {"records": records, "sink": sink, "rc": rc, "total_s": float(last_alert) - started,
+    started_line = re.search(r"session_start_ms=(\d+) query_start_ms=(\d+)", (tmp / f"{topic}.log").read_text())
+    return {"records": records, "sink": sink, "partitions": partitions, "rc": rc,
+            "session_s": int(started_line[1]) / 1000, "query_start_s": int(started_line[2]) / 1000, "total_s": float(last_alert) - started,
             "startup_s": ready.stat().st_mtime - started, "first_batch_s": batches[0][0] / 1000,
             "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
             "phases": phase_medians(url)}
@@ -298,6 +302,8 @@ def main() -> None:
                         help="also time the detector's steps cut off one after another (where a batch's time goes)")
     parser.add_argument("--backlog", type=int, default=540_000,
                         help="records of the drain-a-backlog run (the detect command, start to last alert); 0: none")
+    parser.add_argument("--backlog-partitions", default=str(load_settings().kafka.partitions),
+                        help="topic partitions of the backlog runs, e.g. 6,2 (default: as `make run` makes the topic)")
     parser.add_argument("--live-rates", default="5000,20000", help="comma separated; empty for none")
     parser.add_argument("--live-seconds", type=float, default=60)
     parser.add_argument("--live-state-stores", default="rocksdb", help="state stores of the live runs")
@@ -352,11 +358,13 @@ def main() -> None:
                     phases[f"{operator}, {store}, {sink}, {size:,} rows"] = phase_medians(url)
                     log.info("%s", results[-1])
             spark.stop()
-            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink) for sink in args.sinks.split(",")
+            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink, int(partitions))
+                        for sink, partitions in itertools.product(args.sinks.split(","),
+                                                                  args.backlog_partitions.split(","))
                         if args.backlog]
-            for backlog in backlogs:
-                log.info("%s", backlog)
-                phases[f"mapgroups, {backlog['sink']}, backlog of {args.backlog:,}"] = backlog["phases"]
+            for b in backlogs:
+                log.info("%s", b)
+                phases[f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"] = b["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
             for rate, operator, sink, store, partitions in itertools.product(
@@ -380,10 +388,12 @@ def main() -> None:
         print(f"| {r['operator']} | {r['sink']} | {r['store']} | {r['partitions']} | {r['rate']:,.0f} | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
     for backlog in backlogs:
-        print(f"\nbacklog of {backlog['records']:,} records, {backlog['sink']} sink, `detect --until-drained`"
+        print(f"\nbacklog of {backlog['records']:,} records in {backlog['partitions']} partitions, {backlog['sink']}"
+              f" sink, `detect --until-drained`"
               f" (rc {backlog['rc']}): last alert"
               f" committed {backlog['total_s']:.1f} s after the command started; start-up to the query running"
-              f" {backlog['startup_s']:.1f} s; first batch {backlog['first_batch_s']:.1f} s ({backlog['batches']}"
+              f" {backlog['startup_s']:.1f} s (Spark session {backlog['session_s']:.1f} s, query start"
+              f" {backlog['query_start_s']:.1f} s); first batch {backlog['first_batch_s']:.1f} s ({backlog['batches']}"
               f" batch(es)); process exit {backlog['exit_s']:.1f} s; attacks {backlog['caught']}")
     print_phases(phases)
 

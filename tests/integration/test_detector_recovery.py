@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import threading
 
@@ -115,6 +116,7 @@ def test_sigterm_to_the_process_group_stops_the_detector_with_one_line(kafka, to
         runs.wait_for(lambda: runs.metrics_totals(stack_env["FRAUD_DATABASE_URL"])["input_rows"] >= len(events), 120,
                       "a committed batch")
         started = log_path.read_text()
+        assert re.search(r"event=detector_started .* session_start_ms=\d+ query_start_ms=\d+", started), started
         os.killpg(detector.pid, signal.SIGTERM)
         assert detector.wait(90) == 0, log_path.read_text()[-3000:]
     finally:

@@ -9,6 +9,7 @@ nothing; the checkpoint holds offsets and per-card state.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from py4j.protocol import Py4JError
@@ -109,12 +110,17 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
         jdbc_target(database_url)  # an URL the JDBC driver cannot take fails here, before Spark starts
     if "://" not in settings.detector.checkpoint_dir:
         check_checkpoint_dir(Path(settings.detector.checkpoint_dir))
+    began = time.monotonic()
     spark = spark_session(settings)
+    session_started = time.monotonic()
     detector = start(spark, settings, database_url, available_now)
     query, run_id = detector.query, str(detector.query.id)
+    # Where start-up goes: the JVM and Spark's session, then the checkpoint, the plan and the query's thread.
     log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d operator=%s"
-             " checkpoint=%s", run_id, settings.kafka.topic, settings.rule.threshold, settings.rule.window,
-             settings.detector.allowed_lateness, settings.detector.operator, settings.detector.checkpoint_dir)
+             " checkpoint=%s session_start_ms=%d query_start_ms=%d", run_id, settings.kafka.topic,
+             settings.rule.threshold, settings.rule.window, settings.detector.allowed_lateness,
+             settings.detector.operator, settings.detector.checkpoint_dir, (session_started - began) * 1000,
+             (time.monotonic() - session_started) * 1000)
     if settings.detector.ready_file is not None:
         settings.detector.ready_file.touch()
     failure = None
