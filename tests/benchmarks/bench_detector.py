@@ -216,9 +216,9 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
                                            " WHERE input_rows > 0 ORDER BY batch_id")
     started_line = re.search(r"session_start_ms=(\d+) query_start_ms=(\d+)", (tmp / f"{topic}.log").read_text())
     return {"records": records, "sink": sink, "partitions": partitions, "rc": rc,
-            "session_s": int(started_line[1]) / 1000, "query_start_s": int(started_line[2]) / 1000, "total_s": float(last_alert) - started,
-            "startup_s": ready.stat().st_mtime - started, "first_batch_s": batches[0][0] / 1000,
-            "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
+            "total_s": float(last_alert) - started, "startup_s": ready.stat().st_mtime - started,
+            "session_s": int(started_line[1]) / 1000, "query_start_s": int(started_line[2]) / 1000,
+            "first_batch_s": batches[0][0] / 1000, "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
             "phases": phase_medians(url)}
 
 
@@ -364,7 +364,8 @@ def main() -> None:
                         if args.backlog]
             for b in backlogs:
                 log.info("%s", b)
-                phases[f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"] = b["phases"]
+                phases[f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"] = \
+                    b["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
             for rate, operator, sink, store, partitions in itertools.product(
