@@ -364,8 +364,8 @@ def main() -> None:
                         if args.backlog]
             for b in backlogs:
                 log.info("%s", b)
-                phases[f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"] = \
-                    b["phases"]
+                name = f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"
+                phases[name] = b["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
             for rate, operator, sink, store, partitions in itertools.product(
