@@ -10,6 +10,10 @@ import org.apache.spark.sql.Row;
  * most {@code sliceRows} rows so that a backlog batch is not held in memory. A slice's ledger row makes a
  * task that Spark runs again write nothing; the function's writes are idempotent besides.
  *
+ * <p>In real-time mode a task runs for the whole checkpoint interval and {@code close} comes only at its
+ * end, so {@link #realTime} commits every row as it comes, without ledger rows: a batch run again may emit
+ * its rows in another order, and the idempotent writes alone keep the result exact (migration 0011).
+ *
  * <p>The batch's input row count is not known to a partition: Spark's progress brings it (ProgressRecorder
  * in detector/sink.py).
  */
@@ -21,18 +25,30 @@ public final class PostgresForeachWriter extends ForeachWriter<Row> {
 
   private final PostgresTarget target;
   private final int sliceRows;
+  private final boolean ledger;
   private transient String runId;
   private transient long batchId;
   private transient int partitionId;
   private transient int slice;
   private transient CommitUnit unit;
 
+  /** Micro-batch mode: slices of at most {@code sliceRows} rows, each recorded in the ledger. */
   public PostgresForeachWriter(PostgresTarget target, int sliceRows) {
+    this(target, sliceRows, true);
+  }
+
+  private PostgresForeachWriter(PostgresTarget target, int sliceRows, boolean ledger) {
     if (sliceRows < 1) {
       throw new IllegalArgumentException("sliceRows must be at least 1, got " + sliceRows);
     }
     this.target = target;
     this.sliceRows = sliceRows;
+    this.ledger = ledger;
+  }
+
+  /** Real-time mode: each row committed as it arrives, at least once. */
+  public static PostgresForeachWriter realTime(PostgresTarget target) {
+    return new PostgresForeachWriter(target, 1, false);
   }
 
   @Override
@@ -65,7 +81,7 @@ public final class PostgresForeachWriter extends ForeachWriter<Row> {
   }
 
   private void flush() {
-    target.commit(runId, batchId, partitionId, slice++, unit);
+    target.commit(runId, batchId, partitionId, ledger ? Integer.valueOf(slice++) : null, unit);
     unit = new CommitUnit();
   }
 }

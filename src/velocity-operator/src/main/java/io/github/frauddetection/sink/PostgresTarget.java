@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * they come from the detector's environment through detector/sink.py and are never logged). Connections
  * are kept per executor JVM and reused across tasks. A commit that finds PostgreSQL unreachable is retried
  * with backoff for up to {@code retryTimeoutMs}, as the batch sink does: a failed call left nothing behind,
- * and one that did commit is recognised by its ledger row.
+ * and one that did commit is recognised by its ledger row (in real-time mode, its writes are idempotent).
  */
 public final class PostgresTarget implements Serializable {
   private static final long serialVersionUID = 1L;
@@ -43,7 +43,8 @@ public final class PostgresTarget implements Serializable {
     this.retryTimeoutMs = retryTimeoutMs;
   }
 
-  void commit(String runId, long batchId, int partitionId, int slice, CommitUnit unit) {
+  /** Commits the unit; {@code slice} null commits it without a ledger row (migration 0011). */
+  void commit(String runId, long batchId, int partitionId, Integer slice, CommitUnit unit) {
     String alerts = unit.alertsJson();
     String merges = unit.mergesJson();
     String rejected = unit.rejectedJson();
@@ -57,7 +58,11 @@ public final class PostgresTarget implements Serializable {
           call.setString(1, runId);
           call.setLong(2, batchId);
           call.setInt(3, partitionId);
-          call.setInt(4, slice);
+          if (slice == null) {
+            call.setNull(4, Types.INTEGER);
+          } else {
+            call.setInt(4, slice);
+          }
           call.setObject(5, OffsetDateTime.now(ZoneOffset.UTC));
           call.setNull(6, Types.BIGINT);
           call.setLong(7, unit.duplicates());
