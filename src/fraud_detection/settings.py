@@ -6,6 +6,7 @@ A missing or invalid value fails at start with a message that names the variable
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +26,9 @@ Operator = Literal["mapgroups", "transformwithstate"]
 # partition slice from the JVM (a ForeachWriter, the kind Spark's real-time mode runs). Both call the same
 # SQL (migration 0009) and are exactly-once in micro-batch mode; they can be switched between runs.
 Sink = Literal["batch", "foreach"]
+# How Spark runs the query: micro-batches, or Spark 4.3's real-time mode, whose long-running tasks process
+# and commit each record as it arrives; its trigger's duration is only the checkpoint interval.
+Trigger = Literal["microbatch", "realtime"]
 
 
 class KafkaSettings(BaseModel):
@@ -61,7 +65,12 @@ class DetectorSettings(BaseModel):
     checkpoint_dir: str = Field(".local/checkpoints/detector", min_length=1,
                                 description="state and offsets; a path or a Hadoop URL such as s3a://")
     starting_offsets: Literal["earliest", "latest"] = "earliest"
+    trigger: Trigger = Field("microbatch", description="micro-batches, or real-time mode (Spark 4.3 or later)")
     trigger_interval: float = Field(0.0, ge=0, le=3600, description="seconds between micro-batches; 0 = back to back")
+    # Spark's minimum (its default is 300). A batch end holds the input while the cards whose timers the new
+    # watermark passes are evicted, so the shorter the batch, the smaller the stall (BENCHMARKS.md).
+    realtime_checkpoint_interval: int = Field(5, ge=5, le=3600,
+                                              description="real-time mode: seconds between checkpoints")
     allowed_lateness: int = Field(120, ge=0, le=86_400, description="watermark delay, seconds")
     max_offsets_per_trigger: int | None = Field(None, ge=1, description="cap on records per micro-batch")
     shuffle_partitions: int = Field(2, ge=1, le=10_000,
@@ -90,7 +99,19 @@ class DetectorSettings(BaseModel):
         if self.operator == "transformwithstate" and self.state_store != "rocksdb":
             raise ValueError(f"operator {self.operator} keeps its state and timers in RocksDB column families: set"
                              f" {ENV_PREFIX}DETECTOR__STATE_STORE=rocksdb, or {ENV_PREFIX}DETECTOR__OPERATOR=mapgroups")
+        if self.trigger == "realtime":
+            self._check_realtime()
         return self
+
+    def _check_realtime(self) -> None:
+        """Real-time mode runs JVM transformWithState and ForeachWriter sinks only (task slots: Settings)."""
+        prefix = f"{ENV_PREFIX}DETECTOR__"
+        if self.operator != "transformwithstate" or self.sink != "foreach":
+            raise ValueError(f"real-time mode runs the transformWithState operator and the JVM sink only: set"
+                             f" {prefix}OPERATOR=transformwithstate and {prefix}SINK=foreach")
+        if self.trigger_interval:
+            raise ValueError(f"{prefix}TRIGGER_INTERVAL paces micro-batches; real-time mode checkpoints every"
+                             f" {prefix}REALTIME_CHECKPOINT_INTERVAL seconds instead: leave it at 0")
 
 
 class GeneratorSettings(BaseModel):
@@ -188,6 +209,19 @@ class Settings(BaseSettings):
     local: LocalSettings = LocalSettings()
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
+    @model_validator(mode="after")
+    def _realtime_needs_a_slot_per_task(self) -> Settings:
+        # Real-time mode runs the Kafka stage and the state stage side by side for the whole batch, so each of
+        # their tasks holds a slot; Spark refuses to start the batch otherwise. Checked for local masters.
+        d = self.detector
+        slots = re.fullmatch(r"local\[(\d+)\]", d.master)
+        needed = self.kafka.partitions + d.shuffle_partitions
+        if d.trigger == "realtime" and slots and int(slots[1]) < needed:
+            raise ValueError(f"{ENV_PREFIX}DETECTOR__MASTER={d.master}: real-time mode needs a task slot for each of"
+                             f" the {self.kafka.partitions} Kafka partitions and {d.shuffle_partitions} state"
+                             f" partitions at once: set local[{needed}]")
+        return self
+
     def require_database_url(self) -> str:
         """``FRAUD_DATABASE_URL``, or else the embedded PostgreSQL of a running `make run` / `make stack`."""
         if self.database_url is not None:
@@ -214,7 +248,7 @@ def load_settings(**overrides: object) -> Settings:
         if overrides:
             settings = Settings.model_validate({**settings.model_dump(), **_merge(settings, overrides)})
     except ValidationError as err:
-        problems = "; ".join(f"{env_name(e['loc'])}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(f"{env_name(e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors())
         raise SettingsError(f"invalid configuration: {problems}") from None
     return settings
 

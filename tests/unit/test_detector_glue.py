@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from fraud_detection.detector.job import check_trigger
 from fraud_detection.detector.sink import OPERATOR_FIELDS, batch_result
 from fraud_detection.detector.velocity_state import (
     OPERATOR_PROJECT,
@@ -134,3 +135,13 @@ def test_live_view_shows_what_notify_delivered_when_it_runs():
     assert any(line.startswith("card-2") and line.endswith("  -") for line in screen)
     assert "sent to" not in render(alerts, totals, health)
     assert summary_line(totals, health, sent).endswith(" webhook_delivered=5 webhook_failed=0")
+
+
+def test_realtime_mode_is_refused_before_spark_starts_on_a_spark_without_it():
+    realtime = load_settings(detector={"trigger": "realtime", "operator": "transformwithstate", "sink": "foreach",
+                                       "master": "local[4]"})
+    with pytest.raises(SettingsError, match="needs Spark 4.3 or later, and this is PySpark 4.0.4"):
+        check_trigger(realtime, "4.0.4")
+    check_trigger(realtime, "4.3.0")
+    check_trigger(realtime, "5.0.0-preview1")
+    check_trigger(load_settings(), "4.0.4")  # micro-batch runs on any

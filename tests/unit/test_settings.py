@@ -76,3 +76,28 @@ def test_transformwithstate_needs_the_rocksdb_state_store(monkeypatch):
     monkeypatch.setenv("FRAUD_DETECTOR__OPERATOR", "flatmap")
     with pytest.raises(SettingsError, match="FRAUD_DETECTOR__OPERATOR"):
         load_settings()
+
+
+def test_realtime_mode_says_what_it_needs(monkeypatch):
+    """Real-time mode runs transformWithState and the JVM sink, checkpoints instead of pacing micro-batches, and
+    needs a task slot for every Kafka and state partition at once: each refusal names the setting to change."""
+    monkeypatch.setenv("FRAUD_DETECTOR__TRIGGER", "realtime")
+    with pytest.raises(SettingsError, match="OPERATOR=transformwithstate and FRAUD_DETECTOR__SINK=foreach"):
+        load_settings()
+    monkeypatch.setenv("FRAUD_DETECTOR__OPERATOR", "transformwithstate")
+    monkeypatch.setenv("FRAUD_DETECTOR__SINK", "foreach")
+    with pytest.raises(SettingsError, match=r"2 Kafka partitions and 2 state partitions at once: set local\[4\]"):
+        load_settings()  # the default local[2]
+    monkeypatch.setenv("FRAUD_DETECTOR__MASTER", "local[4]")
+    assert load_settings().detector.realtime_checkpoint_interval == 5
+    monkeypatch.setenv("FRAUD_KAFKA__PARTITIONS", "6")
+    with pytest.raises(SettingsError, match=r"set local\[8\]"):
+        load_settings()
+    monkeypatch.setenv("FRAUD_DETECTOR__MASTER", "k8s://https://api:6443")  # a cluster sizes its executors
+    monkeypatch.setenv("FRAUD_DETECTOR__TRIGGER_INTERVAL", "5")
+    with pytest.raises(SettingsError, match="REALTIME_CHECKPOINT_INTERVAL seconds instead"):
+        load_settings()
+    monkeypatch.setenv("FRAUD_DETECTOR__TRIGGER_INTERVAL", "0")
+    monkeypatch.setenv("FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL", "4")  # Spark's minimum is 5 s
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL"):
+        load_settings()

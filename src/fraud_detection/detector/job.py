@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+import pyspark
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
@@ -22,14 +23,25 @@ from fraud_detection.detector.session import STATE_FORMAT, check_checkpoint_dir,
 from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, foreach_writer, listen
 from fraud_detection.detector.velocity_state import apply_velocity
 from fraud_detection.kafka_clients import spark_source_options
-from fraud_detection.settings import Settings
+from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.shutdown import StopFlag
 from fraud_detection.storage.jdbc import jdbc_target
 
 log = logging.getLogger(__name__)
 
+# The first Spark whose real-time mode runs transformWithState (and so the detector).
+REALTIME_SPARK = (4, 3)
+
 # What calls into a stopping or stopped JVM raise: py4j's errors, Spark's, or the refused socket itself.
 _JVM_GONE = (Py4JError, PySparkException, ConnectionError)
+
+
+def check_trigger(settings: Settings, spark_version: str = pyspark.__version__) -> None:
+    """Fail before Spark starts when real-time mode is asked of a Spark that cannot run it."""
+    if settings.detector.trigger == "realtime" and tuple(map(int, spark_version.split(".")[:2])) < REALTIME_SPARK:
+        raise SettingsError(f"FRAUD_DETECTOR__TRIGGER=realtime needs Spark {'.'.join(map(str, REALTIME_SPARK))} or"
+                            f" later, and this is PySpark {spark_version}: use the micro-batch trigger, or see"
+                            " docs/real-time-mode.md")
 
 
 def detector_stream(spark: SparkSession, settings: Settings, state_format: int = STATE_FORMAT):
@@ -84,8 +96,11 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
     stream, input_rows = detector_stream(spark, settings, state_format)
     writer = stream.writeStream.queryName("velocity-detector").outputMode("update").option(
         "checkpointLocation", d.checkpoint_dir)
+    realtime = d.trigger == "realtime" and not available_now  # draining a topic stays micro-batch
     if available_now:
         writer = writer.trigger(availableNow=True)
+    elif realtime:
+        writer = writer.trigger(realTime=f"{d.realtime_checkpoint_interval} seconds")
     elif d.trigger_interval > 0:
         writer = writer.trigger(processingTime=f"{d.trigger_interval} seconds")
     sink = None
@@ -93,7 +108,8 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
         sink = PostgresSink(database_url, input_rows, d.sink_retry_timeout)
         writer = writer.foreachBatch(sink)
     else:  # PySpark's foreach takes Python objects only: give the JVM writer to the JVM side of the builder
-        writer._jwrite = writer._jwrite.foreach(foreach_writer(spark, database_url, d.sink_retry_timeout))  # noqa: SLF001
+        jwriter = foreach_writer(spark, database_url, d.sink_retry_timeout, realtime)
+        writer._jwrite = writer._jwrite.foreach(jwriter)  # noqa: SLF001
     recorder = ProgressRecorder(database_url, sink)
     relay = listen(spark, recorder)
     query = writer.start()
@@ -106,6 +122,7 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
 def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:
     """Run until stopped (SIGTERM/SIGINT), or with ``available_now`` until the topic is drained."""
     database_url = settings.require_database_url()
+    check_trigger(settings)
     if settings.detector.sink == "foreach":
         jdbc_target(database_url)  # an URL the JDBC driver cannot take fails here, before Spark starts
     if "://" not in settings.detector.checkpoint_dir:
@@ -117,9 +134,10 @@ def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False
     query, run_id = detector.query, str(detector.query.id)
     # Where start-up goes: the JVM and Spark's session, then the checkpoint, the plan and the query's thread.
     log.info("event=detector_started run_id=%s topic=%s threshold=%d window_s=%d lateness_s=%d operator=%s"
-             " checkpoint=%s session_start_ms=%d query_start_ms=%d", run_id, settings.kafka.topic,
+             " trigger=%s checkpoint=%s session_start_ms=%d query_start_ms=%d", run_id, settings.kafka.topic,
              settings.rule.threshold, settings.rule.window, settings.detector.allowed_lateness,
-             settings.detector.operator, settings.detector.checkpoint_dir, (session_started - began) * 1000,
+             settings.detector.operator, settings.detector.trigger, settings.detector.checkpoint_dir,
+             (session_started - began) * 1000,
              (time.monotonic() - session_started) * 1000)
     if settings.detector.ready_file is not None:
         settings.detector.ready_file.touch()

@@ -84,15 +84,17 @@ class PostgresSink:
 FOREACH_SLICE_ROWS = 10_000
 
 
-def foreach_writer(spark: SparkSession, database_url: str, retry_timeout_s: float):
-    """The JVM sink (velocity-operator's sink.PostgresForeachWriter) for ``database_url``."""
+def foreach_writer(spark: SparkSession, database_url: str, retry_timeout_s: float, realtime: bool = False):
+    """The JVM sink (velocity-operator's sink.PostgresForeachWriter) for ``database_url``; in real-time mode
+    it commits each row as it comes, at least once."""
     url, properties = jdbc_target(database_url)
     jvm = spark._jvm  # noqa: SLF001 (py4j)
     jproperties = jvm.java.util.Properties()
     for name, value in properties.items():
         jproperties.setProperty(name, value)
     target = jvm.io.github.frauddetection.sink.PostgresTarget(url, jproperties, int(retry_timeout_s * 1000))
-    return jvm.io.github.frauddetection.sink.PostgresForeachWriter(target, FOREACH_SLICE_ROWS)
+    writer = jvm.io.github.frauddetection.sink.PostgresForeachWriter
+    return writer.realTime(target) if realtime else writer(target, FOREACH_SLICE_ROWS)
 
 
 def batch_phases(progress: dict, sink_ms: dict[str, float]) -> dict[str, float]:
