@@ -22,7 +22,7 @@ K3S          := bash k8s/k3s/cluster.sh
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak operator \
+.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak bench-realtime spark-rt operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
 
 help: ## Show this help
@@ -46,7 +46,7 @@ stack: venv ## Kafka, PostgreSQL and the detector without the generator, for rep
 grafana: venv ## A local Grafana on http://127.0.0.1:3000 with the dashboards, over make run's database (needs grafana on PATH)
 	$(BIN)/fraud-detection grafana
 
-test: venv lint test-operator ## Run all tests but the cluster's: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
+test: venv spark-rt lint test-operator ## Run all tests but the cluster's: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
 	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
 	$(BIN)/pytest -m "not e2e"
 
@@ -88,7 +88,21 @@ bench-soak: venv ## The live pipeline at 5,000 tx/s for 30 minutes: the detector
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m tests.benchmarks.bench_soak
 
-bench: bench-generator bench-replay bench-first-alert bench-detector bench-load bench-notify bench-soak ## All benchmarks (see BENCHMARKS.md)
+bench-realtime: spark-rt ## Real-time mode vs micro-batch at 5,000 tx/s, side by side on Spark 4.3 (~12 min)
+	$(SPARK_RT)/bin/python -m tests.benchmarks.bench_realtime
+
+bench: bench-generator bench-replay bench-first-alert bench-detector bench-load bench-notify bench-soak bench-realtime ## All benchmarks (see BENCHMARKS.md)
+
+# Spark 4.3 for real-time mode, beside the project's pinned 4.0.4: a side venv that takes everything else from
+# .venv (our src, then its site-packages, after its own), and the operator's jars with a connector for it.
+SPARK_RT := .cache/spark-4.3/venv
+spark-rt: venv ## Spark 4.3 for real-time mode, beside the pinned 4.0.4, in .cache/spark-4.3 (docs/real-time-mode.md)
+	test -x $(SPARK_RT)/bin/python || $(PYTHON) -m venv $(SPARK_RT)
+	$(SPARK_RT)/bin/pip install --quiet 'pyspark==4.3.0'
+	printf '%s\n' $(CURDIR)/src $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+		> $$($(SPARK_RT)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/zz-project.pth
+	$(SPARK_RT)/bin/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import \
+		realtime_jars; print("FRAUD_DETECTOR__JARS_DIR=%s" % realtime_jars(Path(".cache")))'
 
 operator: venv ## Build the detector's operator jar and its Kafka connector jars into .cache
 	$(BIN)/python -c 'from pathlib import Path; from fraud_detection.detector.velocity_state import build_operator; print(build_operator(Path(".cache")))'

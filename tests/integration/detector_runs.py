@@ -159,10 +159,20 @@ def wait_for(condition, timeout_s: float, what: str, explain=None) -> None:
         time.sleep(0.5)
 
 
-def start_detector(env: dict[str, str], log_path, *args: str) -> subprocess.Popen:
-    """`fraud-detection detect` in its own process group, appending to ``log_path``."""
+def progress_report(database_url: str, expected_alerts: list[tuple], log_path) -> str:
+    """What a stalled run shows: the metric totals, the alerts missing and extra, the detector log's end."""
+    live = live_alerts(database_url)
+    missing = [a for a in expected_alerts if a not in live]
+    extra = [a for a in live if a not in expected_alerts]
+    return (f"totals {metrics_totals(database_url)}\nmissing alerts {missing[:5]} ({len(missing)})\n"
+            f"extra alerts {extra[:5]} ({len(extra)})\ndetector log:\n{log_path.read_text()[-4000:]}")
+
+
+def start_detector(env: dict[str, str], log_path, *args: str, python: str = sys.executable) -> subprocess.Popen:
+    """`fraud-detection detect` (run by ``python``) in its own process group, appending to ``log_path``."""
     with open(log_path, "a") as log:
-        return subprocess.Popen([*CLI, "detect", *args], env=env, stdout=log, stderr=log, start_new_session=True)
+        return subprocess.Popen([python, *CLI[1:], "detect", *args], env=env, stdout=log, stderr=log,
+                                start_new_session=True)
 
 
 def kill_group(process: subprocess.Popen) -> None:

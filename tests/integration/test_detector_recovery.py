@@ -79,7 +79,7 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
         detector = runs.start_detector(env, log_path)
         runs.wait_for(second_done.is_set, 120, "the feeder")
         runs.wait_for(processed, 240, "every record to be processed",
-                      explain=lambda: _progress(database_url, expected_alerts, log_path))
+                      explain=lambda: runs.progress_report(database_url, expected_alerts, log_path))
         detector.send_signal(signal.SIGTERM)  # to the Python driver, which stops the query and then Spark
         assert detector.wait(60) == 0, log_path.read_text()[-3000:]
     finally:
@@ -91,15 +91,6 @@ def _kill_and_resume(kafka, topic, database_url, stack_env, tmp_path, operator: 
     assert totals["duplicate_rows"] == len(delivered) - len(events), "each duplicate counted once"
     assert "event=detector_started" in log_path.read_text()
     return delivered, events, killed_after
-
-
-def _progress(database_url: str, expected_alerts: list[tuple], log_path) -> str:
-    """What a stalled recovery shows: the metric totals, the alerts missing and extra, the log's end."""
-    live = runs.live_alerts(database_url)
-    missing = [a for a in expected_alerts if a not in live]
-    extra = [a for a in live if a not in expected_alerts]
-    return (f"totals {runs.metrics_totals(database_url)}\nmissing alerts {missing[:5]} ({len(missing)})\n"
-            f"extra alerts {extra[:5]} ({len(extra)})\ndetector log:\n{log_path.read_text()[-4000:]}")
 
 
 def test_sigterm_to_the_process_group_stops_the_detector_with_one_line(kafka, topic, stack_env, tmp_path):

@@ -71,6 +71,37 @@ def build_operator(cache_dir: Path, project: Path = OPERATOR_PROJECT) -> Path:
     return out
 
 
+# Real-time mode needs Spark 4.3 (`make spark-rt` installs it beside the pinned 4.0.4). Its Kafka connector is
+# not served from Maven Central as mirrored here yet; the 4.2.0 one, whose source already implements
+# real-time mode, runs on the 4.3 runtime, with the kafka-clients it was built with (docs/real-time-mode.md).
+REALTIME_CONNECTOR = ("org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0",
+                      "org.apache.spark:spark-token-provider-kafka-0-10_2.13:4.2.0",
+                      "org.apache.kafka:kafka-clients:3.9.2")
+_CONNECTOR_JARS = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "kafka-clients-")
+
+
+def realtime_jars(cache_dir: Path) -> Path:
+    """A jars folder for a Spark 4.3 detector (FRAUD_DETECTOR__JARS_DIR): the operator as built for 4.0.4,
+    whose API it uses unchanged, with REALTIME_CONNECTOR in place of the 4.0.4 connector."""
+    built = build_operator(cache_dir)
+    out = cache_dir.resolve() / "spark-4.3" / f"jars-{built.name}"
+    if (out / ".complete").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "jars").mkdir(parents=True)
+    shutil.copy2(built / OPERATOR_JAR, out / OPERATOR_JAR)
+    for jar in (built / "jars").glob("*.jar"):
+        if not jar.name.startswith(_CONNECTOR_JARS):
+            shutil.copy2(jar, out / "jars")
+    for artifact in REALTIME_CONNECTOR:
+        result = subprocess.run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={artifact}",
+                                 f"-DoutputDirectory={out / 'jars'}"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OperatorBuildError(f"Maven could not fetch {artifact}:\n{result.stdout[-2000:]}")
+    (out / ".complete").touch()
+    return out
+
+
 def operator_jars(folder: Path) -> list[Path]:
     """The operator jar and the Kafka connector jars beside it (``jars/``), checked to exist."""
     jars = [folder / OPERATOR_JAR, *sorted((folder / "jars").glob("*.jar"))]
