@@ -223,10 +223,11 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
 
 
 def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups",
-             sink: str = "batch", store: str = "rocksdb", partitions: int = 6) -> dict:
+             sink: str = "batch", store: str = "rocksdb", partitions: int = 6, trigger: str = "microbatch",
+             extra_env: dict[str, str] | None = None, tag: str = "") -> dict:
     """Generator at ``rate`` tx/s for ``seconds`` into a topic of ``partitions``, with the detector
-    (``operator``, ``sink``, ``store``) running; latency and lag."""
-    name = f"live-{int(rate)}-{operator}-{sink}-{store}-{partitions}"
+    (``operator``, ``sink``, ``store``, ``trigger``; more settings in ``extra_env``) running; latency and lag."""
+    name = f"live-{int(rate)}-{operator}-{sink}-{store}-{partitions}-{trigger}{tag}"
     topic = name
     kafka.create_topic(topic, partitions)
     with postgres.connection(url) as conn, conn, conn.cursor() as cur:
@@ -237,7 +238,8 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
            "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__SINK": sink, "FRAUD_DETECTOR__STATE_STORE": store,
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
            "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
-           "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3"}
+           "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3",
+           "FRAUD_DETECTOR__TRIGGER": trigger, **(extra_env or {})}
     cli = [sys.executable, "-m", "fraud_detection.cli"]
     with open(tmp / f"{name}.log", "w") as out:
         detector = subprocess.Popen([*cli, "detect"], env=env, stdout=out, stderr=out)
@@ -259,6 +261,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
         batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
     return {"rate": rate, "operator": operator, "sink": sink, "store": store, "partitions": partitions,
+            "trigger": trigger,
             "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
             "attacks": totals.attacks, "detected": totals.attacks_detected, "decoys_alerted": totals.decoys_alerted,

@@ -1,0 +1,110 @@
+"""Real-time mode against micro-batch, side by side on Spark 4.3 (``make bench-realtime``).
+
+The same live run as bench_detector's (generator at a fixed rate into a 2-partition topic, the detector
+running, latency from the raising transaction's Kafka timestamp to its alert committed), once per trigger,
+with the transformWithState operator and the JVM sink, which real-time mode needs. Both runs use one Spark
+4.3 runtime (a side virtual environment; the project itself pins 4.0.4) and the same task slots. The
+halves' p99 split the run's alerts by detection time: the first holds the start (the JIT's warm-up).
+
+The Kafka connector is 4.2.0 (velocity_state.REALTIME_CONNECTOR: 4.3.0 is not served here yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pyspark
+
+from fraud_detection.detector.job import REALTIME_SPARK
+from fraud_detection.detector.velocity_state import REALTIME_CONNECTOR, realtime_jars
+from fraud_detection.local_stack.kafka import LocalKafka, free_port
+from fraud_detection.local_stack.postgres import LocalPostgres
+from fraud_detection.storage import postgres
+from tests.benchmarks.bench_detector import live_run
+from tests.benchmarks.bench_generator import _cpu
+
+REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger("bench")
+
+PARTITIONS = 2
+SHUFFLE_PARTITIONS = 2
+
+
+def halves(url: str) -> tuple[float, float]:
+    """p99 latency (ms) of the alerts of the run's first and second half, by detection time."""
+    with postgres.connection(url) as conn:
+        rows = postgres.fetch_all(conn, "SELECT detected_at, extract(epoch FROM detected_at - trigger_kafka_timestamp)"
+                                        " * 1000 FROM alerts ORDER BY detected_at")
+    if len(rows) < 2:
+        return float("nan"), float("nan")
+    middle = rows[0][0] + (rows[-1][0] - rows[0][0]) / 2
+    first = sorted(ms for at, ms in rows if at <= middle)
+    second = sorted(ms for at, ms in rows if at > middle)
+    return tuple(float(h[min(len(h) - 1, int(0.99 * len(h)))]) if h else float("nan") for h in (first, second))
+
+
+def checkpoints(url: str) -> int:
+    """Batches that ended during the run: real-time mode checkpoints once per batch."""
+    with postgres.connection(url) as conn:
+        return int(postgres.fetch_all(conn, "SELECT count(*) FROM pipeline_metrics WHERE component = 'detector'")[0][0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--checkpoint-intervals", default="0,300,30",
+                        help="one run per value: 0 micro-batch, else real-time mode checkpointing every so many s")
+    parser.add_argument("--lateness", type=int, default=120,
+                        help="allowed lateness (s of event time); a day keeps eviction timers from firing in a run")
+    args = parser.parse_args()
+    version = tuple(map(int, pyspark.__version__.split(".")[:2]))
+    if version < REALTIME_SPARK:
+        sys.exit(f"PySpark {pyspark.__version__} has no real-time mode for transformWithState: run `make bench-realtime`")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("fraud_detection", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    jars = realtime_jars(REPO / ".cache")
+    slots = PARTITIONS + SHUFFLE_PARTITIONS  # real-time mode runs both stages at once; micro-batch gets the same
+    env = {"FRAUD_DETECTOR__JARS_DIR": str(jars), "FRAUD_DETECTOR__MASTER": f"local[{slots}]",
+           "FRAUD_DETECTOR__SHUFFLE_PARTITIONS": str(SHUFFLE_PARTITIONS), "FRAUD_KAFKA__PARTITIONS": str(PARTITIONS),
+           "FRAUD_DETECTOR__ALLOWED_LATENESS": str(args.lateness)}
+    intervals = [int(s) for s in args.checkpoint_intervals.split(",") if s]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
+            url = pg.create_database("bench_realtime")
+            postgres.migrate(url)
+            for interval in intervals:
+                trigger = "realtime" if interval else "microbatch"
+                run = live_run(kafka, url, tmp, args.rate, args.seconds, "transformwithstate", "foreach", "rocksdb",
+                               PARTITIONS, trigger, {**env, "FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL": str(interval or 300)},
+                               tag=f"-{interval}")
+                run["interval"] = interval
+                run["p99_first_half"], run["p99_second_half"] = halves(url)
+                run["checkpoints"] = checkpoints(url)
+                log.info("%s", run)
+                runs.append(run)
+    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {pyspark.__version__} local[{slots}], connector"
+          f" {REALTIME_CONNECTOR[0].rsplit(':', 1)[1]}; {args.rate:,.0f} tx/s for {args.seconds:.0f} s, {PARTITIONS} partitions,"
+          f" lateness {args.lateness} s")
+    print("| trigger | checkpoints | alerts | attacks caught | p50 ms | p99 ms | max ms | p99 1st half | p99 2nd half |"
+          " lag after stop |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        trigger = f"real-time, checkpoint every {r['interval']} s" if r["interval"] else "micro-batch"
+        # Real-time mode counts a batch's input rows at its end, so the lag (records minus rows counted) is
+        # known only between batches.
+        lag = "n/a" if r["interval"] else r["lag_after_stop"][-1]
+        print(f"| {trigger} | {r['checkpoints']} | {r['alerts']} | {r['detected']}/{r['attacks']} | {r['p50']:,.0f} | {r['p99']:,.0f} |"
+              f" {r['max']:,.0f} | {r['p99_first_half']:,.0f} | {r['p99_second_half']:,.0f} | {lag} |")
+
+
+if __name__ == "__main__":
+    main()
