@@ -63,7 +63,7 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
     parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
     return apply_velocity(watermarked, settings.rule.threshold, settings.rule.window_ms, d.state_buckets, d.operator,
-                          state_format)
+                          state_format, d.trigger == "realtime")
 
 
 class Detector:

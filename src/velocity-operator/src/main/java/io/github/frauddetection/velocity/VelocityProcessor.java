@@ -38,6 +38,11 @@ import scala.jdk.javaapi.CollectionConverters;
  * the detector must store those as {@code late}. The rule reads {@code event_time_ms}; the watermark still
  * reaches the processor through {@link TimerValues}.
  *
+ * <p>In real-time mode ({@code realTime}) the watermark moves only at batch ends, so event-time timers would
+ * all fire there at once and hold the input for seconds. The processor then keeps one processing-time
+ * timer per card instead, set for when the watermark should pass the card's expiry and set again while it
+ * has not: evictions spread over the batch, and a card still leaves only once the watermark passes it.
+ *
  * <p>Needs the RocksDB state store provider. A checkpoint of one operator cannot be resumed by the other
  * (different operator, state schema and keys); {@code detector/session.py} refuses to.
  */
@@ -46,17 +51,25 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   private static final long NO_TIMER = Long.MIN_VALUE;
   /** A card's state is a bucket of that one card. */
   private static final int ONE_CARD = 1;
+  /** Real-time mode: the soonest a card's timer looks again whether the watermark has passed its expiry. */
+  private static final long MIN_RECHECK_MS = 1_000;
 
   private final InputColumns c;
   private final int threshold;
   private final long windowMs;
   private final LongAccumulator inputRows;
   private final StateFormat<S> format;
+  private final boolean realTime;
   private transient ValueState<S> card;
+
+  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
+      StateFormat<?> format) {
+    this(columns, threshold, windowMs, inputRows, format, false);
+  }
 
   @SuppressWarnings("unchecked")
   VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
-      StateFormat<?> format) {
+      StateFormat<?> format, boolean realTime) {
     if (threshold < 1 || windowMs < 1) {
       throw new IllegalArgumentException("threshold and window must be positive");
     }
@@ -65,14 +78,16 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
     this.windowMs = windowMs;
     this.inputRows = inputRows;
     this.format = (StateFormat<S>) format;
+    this.realTime = realTime;
   }
 
   /**
    * @param inputRows counts every record the operator takes in, as in {@link VelocityOperator#apply}
    * @param stateFormat the checkpoint's ({@link StateFormat})
+   * @param realTime for Spark's real-time mode: processing-time timers (see the class comment)
    */
   public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, LongAccumulator inputRows,
-      int stateFormat) {
+      int stateFormat, boolean realTime) {
     Column[] names = new Column[InputColumns.NAMES.length];
     for (int i = 0; i < names.length; i++) {
       names[i] = functions.col(InputColumns.NAMES[i]);
@@ -84,8 +99,8 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
     return input
         .groupByKey(key, Encoders.STRING())
         .transformWithState(
-            new VelocityProcessor<>(columns, threshold, windowMs, inputRows, StateFormat.of(stateFormat)),
-            TimeMode.EventTime(),
+            new VelocityProcessor<>(columns, threshold, windowMs, inputRows, StateFormat.of(stateFormat), realTime),
+            realTime ? TimeMode.ProcessingTime() : TimeMode.EventTime(),
             OutputMode.Update(),
             Encoders.bean(DetectorOutput.class))
         .toDF();
@@ -116,7 +131,14 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
     long timer = window.isEmpty() ? NO_TIMER : window.expiresAt();
     out.addAll(window.add(batch, watermarkMs));
     window.prune(watermarkMs);
-    save(window, timer);
+    if (!realTime) {
+      save(window, timer);
+    } else {
+      store(window);
+      if (timer == NO_TIMER && !window.isEmpty()) { // a stored card already has its timer
+        getHandle().registerTimer(recheckAt(window, timers));
+      }
+    }
     return CollectionConverters.asScala(out.iterator());
   }
 
@@ -125,8 +147,25 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   public Iterator<DetectorOutput> handleExpiredTimer(String cardId, TimerValues timers, ExpiredTimerInfo expired) {
     VelocityWindow window = load(cardId);
     window.prune(timers.getCurrentWatermarkInMs());
-    save(window, NO_TIMER); // a card left non-empty expires later than now, so never at the timer that fired
+    if (!realTime) {
+      save(window, NO_TIMER); // a card left non-empty expires later than now, so never at the timer that fired
+    } else {
+      store(window);
+      if (!window.isEmpty()) { // the watermark has not passed it yet: look again later
+        getHandle().registerTimer(recheckAt(window, timers));
+      }
+    }
     return CollectionConverters.asScala(Collections.<DetectorOutput>emptyIterator());
+  }
+
+  /**
+   * Real-time mode: when the watermark should pass the card's expiry, if event time keeps pace with the
+   * clock; never sooner than MIN_RECHECK_MS, and within a window while the watermark is not yet known.
+   */
+  private long recheckAt(VelocityWindow window, TimerValues timers) {
+    long watermarkMs = timers.getCurrentWatermarkInMs();
+    long wait = watermarkMs > 0 ? Math.min(window.expiresAt() - watermarkMs, windowMs) : windowMs;
+    return timers.getCurrentProcessingTimeInMs() + Math.max(wait, MIN_RECHECK_MS);
   }
 
   private VelocityWindow load(String cardId) {
@@ -139,11 +178,7 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   /** Stores the card, or drops it once empty, and keeps one timer at its expiry ({@code timer}: the one set). */
   private void save(VelocityWindow window, long timer) {
     long next = window.isEmpty() ? NO_TIMER : window.expiresAt();
-    if (window.isEmpty()) {
-      card.clear();
-    } else {
-      card.update(format.save(List.of(window), ONE_CARD));
-    }
+    store(window);
     if (next != timer) {
       if (timer != NO_TIMER) {
         getHandle().deleteTimer(timer);
@@ -151,6 +186,15 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
       if (next != NO_TIMER) {
         getHandle().registerTimer(next);
       }
+    }
+  }
+
+  /** Stores the card, or drops it once empty. */
+  private void store(VelocityWindow window) {
+    if (window.isEmpty()) {
+      card.clear();
+    } else {
+      card.update(format.save(List.of(window), ONE_CARD));
     }
   }
 }

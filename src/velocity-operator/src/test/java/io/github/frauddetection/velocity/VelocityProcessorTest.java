@@ -55,19 +55,32 @@ class VelocityProcessorTest {
     final Map<String, Object> values = new HashMap<>();
     final Map<String, TreeSet<Long>> timers = new HashMap<>();
     final LongAccumulator inputRows = new LongAccumulator();
-    final VelocityProcessor<?> processor =
-        new VelocityProcessor<>(new InputColumns(SCHEMA), THRESHOLD, WINDOW, inputRows, StateFormat.of(StateFormat.BYTES));
+    final boolean realTime;
+    final VelocityProcessor<?> processor;
     String key;
 
     Harness() {
+      this(false);
+    }
+
+    /** {@code realTime}: the processor of real-time mode, whose timers are processing-time ones. */
+    Harness(boolean realTime) {
+      this.realTime = realTime;
+      processor = new VelocityProcessor<>(new InputColumns(SCHEMA), THRESHOLD, WINDOW, inputRows,
+          StateFormat.of(StateFormat.BYTES), realTime);
       processor.setHandle(this);
-      processor.init(OutputMode.Update(), TimeMode.EventTime());
+      processor.init(OutputMode.Update(), realTime ? TimeMode.ProcessingTime() : TimeMode.EventTime());
     }
 
     /** One micro-batch: each card's rows, then the timers that expired, as TransformWithStateExec runs them. */
     List<DetectorOutput> batch(Map<String, List<Row>> rowsByCard, long watermarkMs) {
+      return batch(rowsByCard, watermarkMs, 0);
+    }
+
+    /** The same at the processing time {@code clockMs}, against which real-time mode's timers expire. */
+    List<DetectorOutput> batch(Map<String, List<Row>> rowsByCard, long watermarkMs, long clockMs) {
       TimerValues now = new TimerValues() {
-        @Override public long getCurrentProcessingTimeInMs() { return 0; }
+        @Override public long getCurrentProcessingTimeInMs() { return clockMs; }
         @Override public long getCurrentWatermarkInMs() { return watermarkMs; }
       };
       List<DetectorOutput> out = new ArrayList<>();
@@ -79,7 +92,7 @@ class VelocityProcessorTest {
       }
       for (String card : new ArrayList<>(timers.keySet())) {
         for (Long expiry : new ArrayList<>(timers.getOrDefault(card, new TreeSet<>()))) {
-          if (expiry < watermarkMs) {
+          if (expiry < (realTime ? clockMs : watermarkMs)) {
             key = card;
             CollectionConverters.asJava(processor.handleExpiredTimer(key, now, () -> expiry)).forEachRemaining(out::add);
             deleteTimer(expiry); // Spark deletes the timer that fired, after the handler
@@ -283,5 +296,25 @@ class VelocityProcessorTest {
       h.batch(Map.of(), maxSeen + WINDOW + 1); // the watermark passes everything: every card expires
       assertTrue(h.values.isEmpty() && h.timers.isEmpty(), "round " + round);
     }
+  }
+
+  @Test
+  void inRealTimeModeACardsProcessingTimeTimerLooksAgainUntilTheWatermarkPassesItsExpiry() {
+    Harness h = new Harness(true);
+    long clock = 1_000_000;
+    h.batch(rows("c", tx("a", 0), tx("b", 1)), 0, clock); // the watermark is not known yet: a window's wait
+    assertEquals(new TreeSet<>(List.of(clock + WINDOW)), h.timers.get("c"));
+    h.batch(rows("c", tx("x", 2)), BASE, clock + 1);
+    assertEquals(new TreeSet<>(List.of(clock + WINDOW)), h.timers.get("c"), "a stored card keeps its one timer");
+
+    long expiry = BASE + 2 * MINUTE + WINDOW;
+    long early = clock + WINDOW + 1; // the clock passes the timer before the watermark passes the expiry
+    h.batch(Map.of(), expiry - 5 * MINUTE, early);
+    assertTrue(h.values.containsKey("c"), "kept: the watermark has not passed its expiry");
+    assertEquals(new TreeSet<>(List.of(early + 5 * MINUTE)), h.timers.get("c"), "looks again when it should have");
+
+    h.batch(Map.of(), expiry + 1, early + 5 * MINUTE + 1);
+    assertFalse(h.values.containsKey("c"), "the watermark passed it: dropped");
+    assertFalse(h.timers.containsKey("c"), "and no timer left");
   }
 }
