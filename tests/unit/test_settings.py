@@ -89,7 +89,7 @@ def test_realtime_mode_says_what_it_needs(monkeypatch):
     with pytest.raises(SettingsError, match=r"2 Kafka partitions and 2 state partitions at once: set local\[4\]"):
         load_settings()  # the default local[2]
     monkeypatch.setenv("FRAUD_DETECTOR__MASTER", "local[4]")
-    assert load_settings().detector.realtime_checkpoint_interval == 5
+    assert load_settings().detector.realtime_checkpoint_interval == 30
     monkeypatch.setenv("FRAUD_KAFKA__PARTITIONS", "6")
     with pytest.raises(SettingsError, match=r"set local\[8\]"):
         load_settings()
