@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--seconds", type=float, default=180)
-    parser.add_argument("--checkpoint-intervals", default="0,5,300",
+    parser.add_argument("--checkpoint-intervals", default="0,30,300",
                         help="one run per value: 0 micro-batch, else real-time mode checkpointing every so many s")
     parser.add_argument("--lateness", type=int, default=120,
                         help="allowed lateness (s of event time); a day keeps eviction timers from firing in a run")
