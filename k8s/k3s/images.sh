@@ -98,6 +98,10 @@ for role in generator detector; do
   t=$(date +%s)
   rm -f "$archive"
   nice_run podman save -q --format oci-archive -o "$archive" "$image"
+  # The old image goes first, its garbage collection awaited (--sync). Replaced during the import instead, it
+  # leaves its unpacked layers unreferenced, and a collection mid-import deletes layers the new image shares
+  # ("parent snapshot ... does not exist").
+  ctr_k8s images rm --sync "$image" >/dev/null 2>&1 || :
   nice_run ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$archive" >/dev/null
   # The archive is only the way in: containerd keeps the image (down keeps its store), the ID says what it is.
   echo "$id" >"$archive.id"
