@@ -48,14 +48,16 @@ def _start(env, log_path):
     return detector
 
 
-def _stop(detector, log_path) -> None:
+def _finish(detector, log_path, database_url, expected, duplicates: int) -> None:
+    """Wait until every record is processed (the oracle's alerts and every duplicate counted), then SIGTERM."""
+    def processed():
+        return (runs.metrics_totals(database_url)["duplicate_rows"] >= duplicates
+                and runs.live_alerts(database_url) == expected)
+
+    runs.wait_for(processed, 180, "every record to be processed",
+                  explain=lambda: runs.progress_report(database_url, expected, log_path))
     detector.send_signal(signal.SIGTERM)
     assert detector.wait(90) == 0, log_path.read_text()[-3000:]
-
-
-def _processed(database_url, expected, duplicates):
-    return lambda: (runs.metrics_totals(database_url)["duplicate_rows"] >= duplicates
-                    and runs.live_alerts(database_url) == expected)
 
 
 def test_realtime_mode_raises_the_oracles_alerts_from_a_live_stream_across_checkpoints(
@@ -67,10 +69,7 @@ def test_realtime_mode_raises_the_oracles_alerts_from_a_live_stream_across_check
     detector = _start(_env(stack_env, tmp_path), log_path)
     try:
         runs.feed(kafka.bootstrap_servers, topic, chunks, pause_s=20 / len(chunks))  # ~20 s: 4 checkpoints
-        runs.wait_for(_processed(database_url, expected, len(delivered) - len(events)), 180,
-                      "every record to be processed", explain=lambda: runs.progress_report(database_url, expected,
-                                                                                         log_path))
-        _stop(detector, log_path)
+        _finish(detector, log_path, database_url, expected, len(delivered) - len(events))
     finally:
         runs.kill_group(detector)
     assert runs.live_alerts(database_url) == expected
@@ -101,10 +100,7 @@ def test_realtime_mode_replays_a_killed_batch_with_no_lost_or_doubled_alert(
                          daemon=True).start()
         detector = _start(env, log_path)
         runs.wait_for(fed.is_set, 120, "the feeder")
-        runs.wait_for(_processed(database_url, expected, len(delivered) - len(events)), 180,
-                      "every record to be processed", explain=lambda: runs.progress_report(database_url, expected,
-                                                                                         log_path))
-        _stop(detector, log_path)
+        _finish(detector, log_path, database_url, expected, len(delivered) - len(events))
     finally:
         runs.kill_group(detector)
     assert runs.live_alerts(database_url) == expected
