@@ -160,7 +160,8 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
 
   /**
    * Real-time mode: when the watermark should pass the card's expiry, if event time keeps pace with the
-   * clock; never sooner than MIN_RECHECK_MS, and within a window while the watermark is not yet known.
+   * clock. The wait is at least MIN_RECHECK_MS and at most a window (a whole window while the watermark is
+   * not yet known), so a card whose event time runs ahead of the clock is still looked at again.
    */
   private long recheckAt(VelocityWindow window, TimerValues timers) {
     long watermarkMs = timers.getCurrentWatermarkInMs();
