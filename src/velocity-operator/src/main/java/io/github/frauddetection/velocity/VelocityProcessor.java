@@ -40,8 +40,9 @@ import scala.jdk.javaapi.CollectionConverters;
  *
  * <p>In real-time mode ({@code realTime}) the watermark moves only at batch ends, so event-time timers would
  * all fire there at once and hold the input for seconds. The processor then keeps one processing-time
- * timer per card instead, set for when the watermark should pass the card's expiry and set again while it
- * has not: evictions spread over the batch, and a card still leaves only once the watermark passes it.
+ * timer per card instead, set for when the watermark should pass the card's expiry (at the pace event time
+ * has been running, {@link EventPace}) and set again while it has not: evictions spread over the batch, and
+ * a card still leaves only once the watermark passes it.
  *
  * <p>Needs the RocksDB state store provider. A checkpoint of one operator cannot be resumed by the other
  * (different operator, state schema and keys); {@code detector/session.py} refuses to.
@@ -61,6 +62,7 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   private final StateFormat<S> format;
   private final boolean realTime;
   private transient ValueState<S> card;
+  private transient EventPace pace;
 
   VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
       StateFormat<?> format) {
@@ -109,6 +111,9 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
     card = getHandle().getValueState("card", format.encoder(), TTLConfig.NONE());
+    if (realTime) {
+      pace = EventPace.of(getHandle().getQueryInfo().getQueryId().toString());
+    }
   }
 
   @Override
@@ -159,14 +164,16 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   }
 
   /**
-   * Real-time mode: when the watermark should pass the card's expiry, if event time keeps pace with the
-   * clock. The wait is at least MIN_RECHECK_MS and at most a window (a whole window while the watermark is
-   * not yet known), so a card whose event time runs ahead of the clock is still looked at again.
+   * Real-time mode: when the watermark should pass the card's expiry, at the pace event time has been
+   * running ({@link EventPace}). The wait is at least MIN_RECHECK_MS and at most a window (a whole window
+   * while the watermark is not yet known).
    */
   private long recheckAt(VelocityWindow window, TimerValues timers) {
     long watermarkMs = timers.getCurrentWatermarkInMs();
-    long wait = watermarkMs > 0 ? Math.min(window.expiresAt() - watermarkMs, windowMs) : windowMs;
-    return timers.getCurrentProcessingTimeInMs() + Math.max(wait, MIN_RECHECK_MS);
+    long nowMs = timers.getCurrentProcessingTimeInMs();
+    pace.observe(nowMs, watermarkMs);
+    long wait = watermarkMs > 0 ? Math.min(pace.clockMs(window.expiresAt() - watermarkMs), windowMs) : windowMs;
+    return nowMs + Math.max(wait, MIN_RECHECK_MS);
   }
 
   private VelocityWindow load(String cardId) {

@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.UUID;
 import org.apache.spark.sql.Encoder;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.catalyst.expressions.GenericRowWithSchema;
@@ -57,6 +58,13 @@ class VelocityProcessorTest {
     final LongAccumulator inputRows = new LongAccumulator();
     final boolean realTime;
     final VelocityProcessor<?> processor;
+    /** A query of its own, so that no other test's watermarks reach this one's {@link EventPace}. */
+    final QueryInfo query = new QueryInfo() {
+      private final UUID id = UUID.randomUUID();
+      @Override public UUID getQueryId() { return id; }
+      @Override public UUID getRunId() { return id; }
+      @Override public long getBatchId() { return 0; }
+    };
     String key;
 
     Harness() {
@@ -144,7 +152,9 @@ class VelocityProcessorTest {
     @Override public <K, V> MapState<K, V> getMapState(String n, TTLConfig t, Encoder<K> k, Encoder<V> v) {
       throw unused();
     }
-    @Override public QueryInfo getQueryInfo() { throw unused(); }
+    @Override public QueryInfo getQueryInfo() {
+      return query;
+    }
     @Override public void deleteIfExists(String name) { throw unused(); }
 
     private static UnsupportedOperationException unused() {
@@ -304,11 +314,13 @@ class VelocityProcessorTest {
     long clock = 1_000_000;
     h.batch(rows("c", tx("a", 0), tx("b", 1)), 0, clock); // the watermark is not known yet: a window's wait
     assertEquals(new TreeSet<>(List.of(clock + WINDOW)), h.timers.get("c"));
-    h.batch(rows("c", tx("x", 2)), BASE, clock + 1);
-    assertEquals(new TreeSet<>(List.of(clock + WINDOW)), h.timers.get("c"), "a stored card keeps its one timer");
-
     long expiry = BASE + 2 * MINUTE + WINDOW;
     long early = clock + WINDOW + 1; // the clock passes the timer before the watermark passes the expiry
+    // The watermark then runs at the clock's pace: it moves as far as the clock from here to `early`.
+    long paceSeen = early - (expiry - 5 * MINUTE - BASE);
+    h.batch(rows("c", tx("x", 2)), BASE, paceSeen);
+    assertEquals(new TreeSet<>(List.of(clock + WINDOW)), h.timers.get("c"), "a stored card keeps its one timer");
+
     h.batch(Map.of(), expiry - 5 * MINUTE, early);
     assertTrue(h.values.containsKey("c"), "kept: the watermark has not passed its expiry");
     assertEquals(new TreeSet<>(List.of(early + 5 * MINUTE)), h.timers.get("c"), "looks again when it should have");
@@ -316,5 +328,17 @@ class VelocityProcessorTest {
     h.batch(Map.of(), expiry + 1, early + 5 * MINUTE + 1);
     assertFalse(h.values.containsKey("c"), "the watermark passed it: dropped");
     assertFalse(h.timers.containsKey("c"), "and no timer left");
+  }
+
+  @Test
+  void inRealTimeModeATimerWaitsAtThePaceEventTimeRuns() {
+    Harness h = new Harness(true);
+    long clock = 1_000_000;
+    h.batch(rows("b", tx("a", 1)), BASE, clock);
+    long watermark = BASE + 20 * MINUTE; // 20 minutes of event time in one of the clock's: a catch-up
+    h.batch(rows("c", tx("z", 21)), watermark, clock + MINUTE);
+    long untilExpiry = BASE + 21 * MINUTE + WINDOW - watermark;
+    assertEquals(new TreeSet<>(List.of(clock + MINUTE + untilExpiry / 20)), h.timers.get("c"),
+        "event time until the card's expiry takes a twentieth of it on the clock");
   }
 }
