@@ -4,7 +4,7 @@ The same live run as bench_detector's (generator at a fixed rate into a 2-partit
 running, latency from the raising transaction's Kafka timestamp to its alert committed), once per trigger,
 with the transformWithState operator and the JVM sink, which real-time mode needs. Both runs use one Spark
 4.3 runtime (a side virtual environment; the project itself pins 4.0.4) and the same task slots. The
-halves' p99 split the run's alerts by detection time: the first holds the start (the JIT's warm-up).
+halves' p99 split the run's alerts by detection time (bench_detector.halves).
 
 The Kafka connector is 4.2.0 (velocity_state.REALTIME_CONNECTOR: 4.3.0 is not served here yet).
 """
@@ -25,7 +25,7 @@ from fraud_detection.detector.velocity_state import REALTIME_CONNECTOR, realtime
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.storage import postgres
-from tests.benchmarks.bench_detector import live_run
+from tests.benchmarks.bench_detector import halves, live_run
 from tests.benchmarks.bench_generator import _cpu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,23 +35,25 @@ PARTITIONS = 2
 SHUFFLE_PARTITIONS = 2
 
 
-def halves(url: str) -> tuple[float, float]:
-    """p99 latency (ms) of the alerts of the run's first and second half, by detection time."""
-    with postgres.connection(url) as conn:
-        rows = postgres.fetch_all(conn, "SELECT detected_at, extract(epoch FROM detected_at - trigger_kafka_timestamp)"
-                                        " * 1000 FROM alerts ORDER BY detected_at")
-    if len(rows) < 2:
-        return float("nan"), float("nan")
-    middle = rows[0][0] + (rows[-1][0] - rows[0][0]) / 2
-    first = sorted(ms for at, ms in rows if at <= middle)
-    second = sorted(ms for at, ms in rows if at > middle)
-    return tuple(float(h[min(len(h) - 1, int(0.99 * len(h)))]) if h else float("nan") for h in (first, second))
-
-
 def checkpoints(url: str) -> int:
     """Batches that ended during the run: real-time mode checkpoints once per batch."""
     with postgres.connection(url) as conn:
         return int(postgres.fetch_all(conn, "SELECT count(*) FROM pipeline_metrics WHERE component = 'detector'")[0][0])
+
+
+def realtime_env(lateness: int) -> dict[str, str]:
+    """The detector's settings for these runs: the side Spark's jars and a task slot per Kafka and state
+    partition (real-time mode runs both stages at once; micro-batch gets the same)."""
+    return {"FRAUD_DETECTOR__JARS_DIR": str(realtime_jars(REPO / ".cache")),
+            "FRAUD_DETECTOR__MASTER": f"local[{PARTITIONS + SHUFFLE_PARTITIONS}]",
+            "FRAUD_DETECTOR__SHUFFLE_PARTITIONS": str(SHUFFLE_PARTITIONS), "FRAUD_KAFKA__PARTITIONS": str(PARTITIONS),
+            "FRAUD_DETECTOR__ALLOWED_LATENESS": str(lateness)}
+
+
+def require_realtime_spark() -> None:
+    if tuple(map(int, pyspark.__version__.split(".")[:2])) < REALTIME_SPARK:
+        sys.exit(f"PySpark {pyspark.__version__} has no real-time mode for transformWithState: run it with"
+                 " .cache/spark-4.3/venv/bin/python (`make spark-rt`)")
 
 
 def main() -> None:
@@ -63,17 +65,11 @@ def main() -> None:
     parser.add_argument("--lateness", type=int, default=120,
                         help="allowed lateness (s of event time); a day keeps eviction timers from firing in a run")
     args = parser.parse_args()
-    version = tuple(map(int, pyspark.__version__.split(".")[:2]))
-    if version < REALTIME_SPARK:
-        sys.exit(f"PySpark {pyspark.__version__} has no real-time mode for transformWithState: run `make bench-realtime`")
+    require_realtime_spark()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("fraud_detection", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    jars = realtime_jars(REPO / ".cache")
-    slots = PARTITIONS + SHUFFLE_PARTITIONS  # real-time mode runs both stages at once; micro-batch gets the same
-    env = {"FRAUD_DETECTOR__JARS_DIR": str(jars), "FRAUD_DETECTOR__MASTER": f"local[{slots}]",
-           "FRAUD_DETECTOR__SHUFFLE_PARTITIONS": str(SHUFFLE_PARTITIONS), "FRAUD_KAFKA__PARTITIONS": str(PARTITIONS),
-           "FRAUD_DETECTOR__ALLOWED_LATENESS": str(args.lateness)}
+    env = realtime_env(args.lateness)
     intervals = [int(s) for s in args.checkpoint_intervals.split(",") if s]
     runs = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -91,7 +87,7 @@ def main() -> None:
                 run["checkpoints"] = checkpoints(url)
                 log.info("%s", run)
                 runs.append(run)
-    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {pyspark.__version__} local[{slots}], connector"
+    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {pyspark.__version__} {env['FRAUD_DETECTOR__MASTER']}, connector"
           f" {REALTIME_CONNECTOR[0].rsplit(':', 1)[1]}; {args.rate:,.0f} tx/s for {args.seconds:.0f} s, {PARTITIONS} partitions,"
           f" lateness {args.lateness} s")
     print("| trigger | checkpoints | alerts | attacks caught | p50 ms | p99 ms | max ms | p99 1st half | p99 2nd half |"

@@ -5,6 +5,10 @@ steady rate; its memory (PSS, see bench_load.Sampler) is reported per five minut
 the end of the warm-up (minute 5, when the JVM heap and RocksDB caches have reached their working size)
 to the last five minutes. Alert latency and the drain after the stop show the run stayed healthy
 throughout.
+
+``--trigger realtime`` soaks Spark's real-time mode instead (run with the side Spark of ``make spark-rt``,
+settings as in bench_realtime). It counts input rows at batch ends only, so there its sustained rate and
+drain are known to a batch (30 s by default).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from pathlib import Path
 
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
+from fraud_detection.settings import load_settings
 from tests.benchmarks.bench_generator import _cpu
 from tests.benchmarks.bench_load import REPO, live
+from tests.benchmarks.bench_realtime import realtime_env, require_realtime_spark
 
 log = logging.getLogger("bench")
 WARM_UP_S = 300
@@ -46,10 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--trigger", choices=("microbatch", "realtime"), default="microbatch")
     args = parser.parse_args()
     if args.minutes * 60 < 2 * WARM_UP_S:
         parser.error(f"--minutes must be at least {2 * WARM_UP_S // 60}: the growth is measured after a"
                      f" {WARM_UP_S // 60}-minute warm-up")
+    if args.trigger == "realtime":
+        require_realtime_spark()
+        os.environ.update({**realtime_env(lateness=120), "FRAUD_DETECTOR__TRIGGER": "realtime",
+                           "FRAUD_DETECTOR__OPERATOR": "transformwithstate", "FRAUD_DETECTOR__SINK": "foreach"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("fraud_detection", "py4j", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -58,8 +69,9 @@ def main() -> None:
         with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
             measured, _, _, sampler = live(kafka, pg, tmp, args.rate, args.minutes * 60)
     series = sampler.memory_series
-    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2]; {args.rate:,.0f} tx/s"
-          f" offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
+    settings = load_settings().detector
+    print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} {settings.master},"
+          f" {settings.trigger}, {settings.operator}, sink {settings.sink}; {args.rate:,.0f} tx/s offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
     periods = memory_by_period(series, 300)
     print("| minute | " + " | ".join(str(m) for m, _ in periods) + " |")
     print("|---|" + "---|" * len(periods))
