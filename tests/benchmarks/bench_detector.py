@@ -248,12 +248,13 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
         generator = subprocess.run([*cli, "generate", "--duration", str(seconds)], env=env, stdout=out, stderr=out)
         lags = []
         if trigger == "realtime":  # input rows are counted only at batch ends: no lag to poll in between
-            time.sleep(5)  # the last records' alerts, tens of ms each
-        for _ in range(30 if trigger != "realtime" else 0):  # the lag after the stop: did the detector keep up?
-            lags.append(_lag(url, kafka, topic))
-            if lags[-1] == 0:
-                break
-            time.sleep(1)
+            time.sleep(5)  # for the last alerts, tens of ms each when the detector keeps up
+        else:
+            for _ in range(30):  # the lag after the generator stops tells whether the detector kept up
+                lags.append(_lag(url, kafka, topic))
+                if lags[-1] == 0:
+                    break
+                time.sleep(1)
         detector.terminate()
         detector.wait(60)
     with postgres.connection(url) as conn:

@@ -6,7 +6,7 @@ import org.junit.jupiter.api.Test;
 
 class EventPaceTest {
   @Test
-  void eventTimeKeepsPaceWithTheClockUntilTwoWatermarksSaySotherwise() {
+  void eventTimeKeepsPaceWithTheClockUntilTwoWatermarksSayOtherwise() {
     EventPace pace = new EventPace();
     assertEquals(60_000, pace.clockMs(60_000));
     pace.observe(1_000, 0); // no watermark yet
