@@ -17,6 +17,7 @@ from fraud_detection.detector.session import (
     STATE_FORMAT,
     STATE_FORMAT_MARKER,
     CheckpointOperatorError,
+    claim_checkpoint,
 )
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres
@@ -112,6 +113,26 @@ def test_the_local_jvm_has_the_configured_heap_committed_from_the_start(spark):
     runtime = spark._jvm.java.lang.Runtime.getRuntime()  # noqa: SLF001 (py4j gateway)
     assert runtime.maxMemory() == expected
     assert runtime.totalMemory() == expected, "committed at start, not grown on demand"
+
+
+@pytest.mark.parametrize("committed", [False, True])
+def test_a_first_batch_that_never_committed_leaves_nothing_that_blocks_a_restart(spark, tmp_path, committed):
+    """kill -9 while the first batch commits leaves the commit log's temp file and that batch's state, over
+    which Spark 4.3 refuses to start (seen in the real-time kill test). With no committed batch they are
+    deleted at the next start; once a batch has committed, nothing is touched."""
+    checkpoint = tmp_path / "checkpoint"
+    leftovers = [checkpoint / "commits" / ".0.5f0c.tmp", checkpoint / "state" / "0" / "0" / "1.changelog",
+                 checkpoint / "offsets" / "0", checkpoint / "sources" / "0" / "0"]
+    if committed:
+        leftovers.append(checkpoint / "commits" / "0")
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("v1")
+    claim_checkpoint(spark, str(checkpoint), "mapgroups")
+    kept = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file() and ".crc" not in p.name
+            and not p.name.startswith("fraud-detection-")}
+    everything = {p.relative_to(checkpoint).as_posix() for p in leftovers}
+    assert kept == (everything if committed else {"offsets/0", "sources/0/0"})
 
 
 def test_a_checkpoint_is_resumed_only_by_the_operator_that_wrote_it(spark, kafka, topic, database_url, stack_env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -11,6 +12,8 @@ from pyspark.sql import SparkSession
 
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
 from fraud_detection.settings import Operator, Settings
+
+log = logging.getLogger(__name__)
 
 # Written into the checkpoint folder: the operator whose state the checkpoint holds, and how it stores it.
 OPERATOR_MARKER = "fraud-detection-operator"
@@ -147,6 +150,8 @@ def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operato
         finally:
             stream.close()
 
+    if _discard_an_uncommitted_start(jvm, fs, root):
+        log.warning("event=checkpoint_uncommitted_start_discarded checkpoint=%s", checkpoint_dir)
     started = fs.exists(jvm.org.apache.hadoop.fs.Path(root, "offsets"))  # Spark ran a batch there
     holder = read(OPERATOR_MARKER) or ("mapgroups" if started else None)  # from before the marker existed
     if started and holder != operator:
@@ -162,3 +167,16 @@ def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operato
     state_format = LEGACY_STATE_FORMAT if started else STATE_FORMAT
     write(STATE_FORMAT_MARKER, str(state_format))
     return state_format
+
+
+def _discard_an_uncommitted_start(jvm, fs, root) -> bool:
+    """A checkpoint whose first batch never committed holds nothing to resume, but after a crash in that
+    batch Spark 4.3 refuses to start over its leftovers (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY: the
+    commit log's temp file, the batch's uncommitted state) until they are deleted by hand. Deletes those two
+    folders; the offset log (which Spark truncates itself) and the source's starting offsets stay."""
+    commits = jvm.org.apache.hadoop.fs.Path(root, "commits")
+    if not fs.exists(commits) or any(s.getPath().getName().isdigit() for s in fs.listStatus(commits)):
+        return False
+    for name in ("commits", "state"):
+        fs.delete(jvm.org.apache.hadoop.fs.Path(root, name), True)
+    return True
