@@ -136,14 +136,7 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
     long timer = window.isEmpty() ? NO_TIMER : window.expiresAt();
     out.addAll(window.add(batch, watermarkMs));
     window.prune(watermarkMs);
-    if (!realTime) {
-      save(window, timer);
-    } else {
-      store(window);
-      if (timer == NO_TIMER && !window.isEmpty()) { // a stored card already has its timer
-        getHandle().registerTimer(recheckAt(window, timers));
-      }
-    }
+    save(window, timer, timers);
     return CollectionConverters.asScala(out.iterator());
   }
 
@@ -152,14 +145,9 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   public Iterator<DetectorOutput> handleExpiredTimer(String cardId, TimerValues timers, ExpiredTimerInfo expired) {
     VelocityWindow window = load(cardId);
     window.prune(timers.getCurrentWatermarkInMs());
-    if (!realTime) {
-      save(window, NO_TIMER); // a card left non-empty expires later than now, so never at the timer that fired
-    } else {
-      store(window);
-      if (!window.isEmpty()) { // the watermark has not passed it yet: look again later
-        getHandle().registerTimer(recheckAt(window, timers));
-      }
-    }
+    // A card left non-empty expires later than now (event time), or the watermark has not passed it yet
+    // (real-time mode): either way it needs a new timer.
+    save(window, NO_TIMER, timers);
     return CollectionConverters.asScala(Collections.<DetectorOutput>emptyIterator());
   }
 
@@ -183,10 +171,24 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
         : fresh;
   }
 
-  /** Stores the card, or drops it once empty, and keeps one timer at its expiry ({@code timer}: the one set). */
-  private void save(VelocityWindow window, long timer) {
+  /**
+   * Stores the card, or drops it once empty, and keeps one timer for it ({@code timer}: the one set, or
+   * NO_TIMER). Event time: the timer is at the card's expiry, moved as the card grows. Real-time mode: a
+   * card's one processing-time timer stays until it fires ({@link #recheckAt}).
+   */
+  private void save(VelocityWindow window, long timer, TimerValues timers) {
+    if (window.isEmpty()) {
+      card.clear();
+    } else {
+      card.update(format.save(List.of(window), ONE_CARD));
+    }
+    if (realTime) {
+      if (timer == NO_TIMER && !window.isEmpty()) {
+        getHandle().registerTimer(recheckAt(window, timers));
+      }
+      return;
+    }
     long next = window.isEmpty() ? NO_TIMER : window.expiresAt();
-    store(window);
     if (next != timer) {
       if (timer != NO_TIMER) {
         getHandle().deleteTimer(timer);
@@ -194,15 +196,6 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
       if (next != NO_TIMER) {
         getHandle().registerTimer(next);
       }
-    }
-  }
-
-  /** Stores the card, or drops it once empty. */
-  private void store(VelocityWindow window) {
-    if (window.isEmpty()) {
-      card.clear();
-    } else {
-      card.update(format.save(List.of(window), ONE_CARD));
     }
   }
 }
