@@ -67,8 +67,8 @@ class DetectorSettings(BaseModel):
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     trigger: Trigger = Field("microbatch", description="micro-batches, or real-time mode (Spark 4.3 or later)")
     trigger_interval: float = Field(0.0, ge=0, le=3600, description="seconds between micro-batches; 0 = back to back")
-    # Each batch end holds the input for a moment (under 0.75 s here) and a crash replays up to one batch:
-    # 30 s kept p99 at 415 ms over six batch ends at 5,000 tx/s (BENCHMARKS.md). Spark's default is 300.
+    # Each batch end holds the input for a moment and a crash replays up to one batch: at 30 s, p99 was
+    # 499 ms over 30 minutes at 5,000 tx/s (BENCHMARKS.md, "Real-time mode"). Spark's default is 300.
     realtime_checkpoint_interval: int = Field(30, ge=5, le=3600,
                                               description="real-time mode: seconds between checkpoints")
     allowed_lateness: int = Field(120, ge=0, le=86_400, description="watermark delay, seconds")

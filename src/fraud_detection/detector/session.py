@@ -126,8 +126,9 @@ def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operato
     the checkpoint's state format (a new checkpoint gets STATE_FORMAT, an old one keeps its own).
 
     The two operators keep differently keyed state under different Spark operators, so neither can read the
-    other's; Spark would fail at the first batch with a message about its state metadata. Goes through
-    Hadoop's FileSystem, as Spark does, so that an s3a:// checkpoint is checked too.
+    other's; Spark would fail at the first batch with a message about its state metadata. Also clears what
+    a crash in the first batch left (_discard_an_uncommitted_start). Goes through Hadoop's FileSystem, as
+    Spark does, so that an s3a:// checkpoint is checked too.
     """
     jvm = spark._jvm  # noqa: SLF001 (py4j gateway)
     root = jvm.org.apache.hadoop.fs.Path(checkpoint_dir)
