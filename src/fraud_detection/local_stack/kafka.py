@@ -46,7 +46,8 @@ def jar_folder_name(pom_text: str | None = None) -> str:
 def ensure_jars(cache_dir: Path) -> Path:
     """The broker's jars, resolved by Maven into ``cache_dir`` once per version of pom.xml."""
     pom_text = POM.read_text()
-    libs = cache_dir / jar_folder_name(pom_text)
+    # Absolute: Maven resolves a relative output folder against the pom's folder, not ours.
+    libs = cache_dir.absolute() / jar_folder_name(pom_text)
     if (libs / ".complete").exists():
         return libs
     mvn = _require_tool("mvn", "install Apache Maven 3.8+ (Debian: apt-get install maven)")
