@@ -191,20 +191,22 @@ def print_phases(runs: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{phases.get(name, 0):,.0f}" for phases in runs.values()) + " |")
 
 
-def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partitions: int = 2) -> dict:
+def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partitions: int = 2,
+                jvm_options: str = "") -> dict:
     """``fraud-detection detect --until-drained`` over a topic of ``records`` in ``partitions`` (one batch): from
     the command's start to its last alert committed, with the start-up (to the query running) and the first
-    batch apart."""
-    topic = f"backlog-{records}-{sink}-{partitions}"
+    batch apart. ``jvm_options``: the detector JVM's JAVA_TOOL_OPTIONS."""
+    variant = re.sub(r"[^a-z0-9]+", "", jvm_options.lower())[:24] or "default"
+    topic = f"backlog-{records}-{sink}-{partitions}-{variant}"
     kafka.create_topic(topic, partitions)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
-    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}")
+    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}_{variant}")
     postgres.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{topic}"),
            "FRAUD_DETECTOR__READY_FILE": str(ready), "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
-           "FRAUD_DETECTOR__SINK": sink}
+           "FRAUD_DETECTOR__SINK": sink, "JAVA_TOOL_OPTIONS": jvm_options}
     started = time.time()
     with open(tmp / f"{topic}.log", "w") as out:
         rc = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "detect", "--until-drained"], env=env,
@@ -215,7 +217,7 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
         batches = postgres.fetch_all(conn, "SELECT batch_duration_ms, input_rows FROM pipeline_metrics"
                                            " WHERE input_rows > 0 ORDER BY batch_id")
     started_line = re.search(r"session_start_ms=(\d+) query_start_ms=(\d+)", (tmp / f"{topic}.log").read_text())
-    return {"records": records, "sink": sink, "partitions": partitions, "rc": rc,
+    return {"records": records, "sink": sink, "partitions": partitions, "jvm_options": jvm_options, "rc": rc,
             "total_s": float(last_alert) - started, "startup_s": ready.stat().st_mtime - started,
             "session_s": int(started_line[1]) / 1000, "query_start_s": int(started_line[2]) / 1000,
             "first_batch_s": batches[0][0] / 1000, "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
@@ -327,6 +329,9 @@ def main() -> None:
     parser.add_argument("--live-rates", default="5000,20000", help="comma separated; empty for none")
     parser.add_argument("--live-seconds", type=float, default=60)
     parser.add_argument("--live-state-stores", default="rocksdb", help="state stores of the live runs")
+    parser.add_argument("--jvm-options", default="",
+                        help="';'-separated JAVA_TOOL_OPTIONS of the detector in backlog and live runs, side by side,"
+                             " e.g. ';-XX:TieredStopAtLevel=1' (the JVM's defaults, then C1 only)")
     parser.add_argument("--live-partitions", default=str(load_settings().kafka.partitions),
                         help="topic partitions of the live runs, e.g. 6,2 (default: as `make run` makes the topic)")
     args = parser.parse_args()
@@ -378,25 +383,30 @@ def main() -> None:
                     phases[f"{operator}, {store}, {sink}, {size:,} rows"] = phase_medians(url)
                     log.info("%s", results[-1])
             spark.stop()
-            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink, int(partitions))
-                        for sink, partitions in itertools.product(args.sinks.split(","),
-                                                                  args.backlog_partitions.split(","))
+            jvm_variants = args.jvm_options.split(";")
+            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink, int(partitions), jvm_options)
+                        for sink, partitions, jvm_options in itertools.product(
+                            args.sinks.split(","), args.backlog_partitions.split(","), jvm_variants)
                         if args.backlog]
             for b in backlogs:
                 log.info("%s", b)
-                name = f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"
+                name = (f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"
+                        + (f", {b['jvm_options']}" if b["jvm_options"] else ""))
                 phases[name] = b["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
-            for rate, operator, sink, store, partitions in itertools.product(
+            for rate, operator, sink, store, partitions, (i, jvm_options) in itertools.product(
                     (float(r) for r in args.live_rates.split(",") if r), args.operators.split(","),
                     args.sinks.split(","), args.live_state_stores.split(","),
-                    (int(p) for p in args.live_partitions.split(","))):
+                    (int(p) for p in args.live_partitions.split(",")), enumerate(jvm_variants)):
                 if operator == "transformwithstate" and store != "rocksdb":
                     continue
-                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink, store, partitions))
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink, store, partitions,
+                                     extra_env={"JAVA_TOOL_OPTIONS": jvm_options}, tag=f"-jvm{i}"))
+                live[-1]["jvm_options"] = jvm_options
                 live[-1]["p99_first_half"], live[-1]["p99_second_half"] = halves(url)
-                phases[f"{operator}, {sink}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"] = live[-1]["phases"]
+                phases[f"{operator}, {sink}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"
+                       + (f", {jvm_options}" if jvm_options else "")] = live[-1]["phases"]
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
           f"{args.rows:,} rows, {args.cards:,} cards, {len(attacks)} attacks\n")
@@ -404,18 +414,19 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, size, rate, median, p90, rows, caught in results:
         print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
-    print("\n| operator | sink | state | topic partitions | offered tx/s | alerts | latency p50 ms | p99 ms"
+    print("\n| operator | sink | state | topic partitions | JVM options | offered tx/s | alerts | latency p50 ms | p99 ms"
           " | max ms | p99 1st half | p99 2nd half | lag after stop (records, per s) | mean batch rows | attacks detected"
           " | decoys alerted |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in live:
-        print(f"| {r['operator']} | {r['sink']} | {r['store']} | {r['partitions']} | {r['rate']:,.0f}"
+        print(f"| {r['operator']} | {r['sink']} | {r['store']} | {r['partitions']} | {r['jvm_options'] or '-'}"
+              f" | {r['rate']:,.0f}"
               f" | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['p99_first_half']:.0f}"
               f" | {r['p99_second_half']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
     for backlog in backlogs:
         print(f"\nbacklog of {backlog['records']:,} records in {backlog['partitions']} partitions, {backlog['sink']}"
-              f" sink, `detect --until-drained`"
+              f" sink, JVM options '{backlog['jvm_options']}', `detect --until-drained`"
               f" (rc {backlog['rc']}): last alert"
               f" committed {backlog['total_s']:.1f} s after the command started; start-up to the query running"
               f" {backlog['startup_s']:.1f} s (Spark session {backlog['session_s']:.1f} s, query start"
