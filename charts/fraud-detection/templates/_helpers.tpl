@@ -158,6 +158,24 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/* The pod security context of the Spark pods (driver and executors, under the operator or not): the
+"spark" user and group of the Apache Spark image, which write the checkpoint. */}}
+{{- define "fd.sparkPodSecurity" -}}
+runAsNonRoot: true
+runAsUser: 185
+runAsGroup: 185
+fsGroup: 185
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The Spark containers' security context. */}}
+{{- define "fd.sparkContainerSecurity" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+{{- end }}
+
 {{/* The init container that applies the schema migrations (idempotent, under an advisory lock) before a
 component that needs them: include "fd.migrateContainer" (list . image) */}}
 {{- define "fd.migrateContainer" -}}
