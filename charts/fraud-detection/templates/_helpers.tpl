@@ -148,25 +148,26 @@ topic everywhere except the helm test that points `check --kafka` (which checks 
 {{- end }}
 {{- end }}
 
-{{/* The pod security context of the app's own images (generator, relay, notify, retention). */}}
-{{- define "fd.podSecurity" -}}
+{{/* A restricted pod security context: include "fd.podSecurityAs" (list user fsGroup); the user's id is
+its group's too. */}}
+{{- define "fd.podSecurityAs" -}}
 runAsNonRoot: true
-runAsUser: {{ .Values.securityContext.runAsUser }}
-runAsGroup: {{ .Values.securityContext.runAsUser }}
-fsGroup: {{ .Values.securityContext.fsGroup }}
+runAsUser: {{ index . 0 }}
+runAsGroup: {{ index . 0 }}
+fsGroup: {{ index . 1 }}
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/* The pod security context of the app's own images (generator, relay, notify, retention). */}}
+{{- define "fd.podSecurity" -}}
+{{- include "fd.podSecurityAs" (list .Values.securityContext.runAsUser .Values.securityContext.fsGroup) }}
 {{- end }}
 
 {{/* The pod security context of the Spark pods (driver and executors, under the operator or not): the
 "spark" user and group of the Apache Spark image, which write the checkpoint. */}}
 {{- define "fd.sparkPodSecurity" -}}
-runAsNonRoot: true
-runAsUser: 185
-runAsGroup: 185
-fsGroup: 185
-seccompProfile:
-  type: RuntimeDefault
+{{- include "fd.podSecurityAs" (list 185 185) }}
 {{- end }}
 
 {{/* The Spark containers' security context. */}}
