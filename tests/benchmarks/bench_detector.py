@@ -191,22 +191,29 @@ def print_phases(runs: dict[str, dict[str, float]]) -> None:
         print(f"| {name} | " + " | ".join(f"{phases.get(name, 0):,.0f}" for phases in runs.values()) + " |")
 
 
+def jvm_env(jvm_options: str) -> tuple[str, dict[str, str]]:
+    """A run's name suffix and environment for the detector JVM's ``jvm_options``; none leaves the JVM's own."""
+    if not jvm_options:
+        return "", {}
+    return "-" + re.sub(r"[^a-z0-9]+", "", jvm_options.lower())[:24], {"JAVA_TOOL_OPTIONS": jvm_options}
+
+
 def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partitions: int = 2,
                 jvm_options: str = "") -> dict:
     """``fraud-detection detect --until-drained`` over a topic of ``records`` in ``partitions`` (one batch): from
     the command's start to its last alert committed, with the start-up (to the query running) and the first
     batch apart. ``jvm_options``: the detector JVM's JAVA_TOOL_OPTIONS."""
-    variant = re.sub(r"[^a-z0-9]+", "", jvm_options.lower())[:24] or "default"
-    topic = f"backlog-{records}-{sink}-{partitions}-{variant}"
+    suffix, jvm = jvm_env(jvm_options)
+    topic = f"backlog-{records}-{sink}-{partitions}{suffix}"
     kafka.create_topic(topic, partitions)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
-    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}_{variant}")
+    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}{suffix.replace('-', '_')}")
     postgres.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{topic}"),
            "FRAUD_DETECTOR__READY_FILE": str(ready), "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
-           "FRAUD_DETECTOR__SINK": sink, "JAVA_TOOL_OPTIONS": jvm_options}
+           "FRAUD_DETECTOR__SINK": sink, **jvm}
     started = time.time()
     with open(tmp / f"{topic}.log", "w") as out:
         rc = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "detect", "--until-drained"], env=env,
@@ -395,14 +402,15 @@ def main() -> None:
                 phases[name] = b["phases"]
             url = pg.create_database("bench_live")
             postgres.migrate(url)
-            for rate, operator, sink, store, partitions, (i, jvm_options) in itertools.product(
+            for rate, operator, sink, store, partitions, jvm_options in itertools.product(
                     (float(r) for r in args.live_rates.split(",") if r), args.operators.split(","),
                     args.sinks.split(","), args.live_state_stores.split(","),
-                    (int(p) for p in args.live_partitions.split(",")), enumerate(jvm_variants)):
+                    (int(p) for p in args.live_partitions.split(",")), jvm_variants):
                 if operator == "transformwithstate" and store != "rocksdb":
                     continue
+                suffix, jvm = jvm_env(jvm_options)
                 live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink, store, partitions,
-                                     extra_env={"JAVA_TOOL_OPTIONS": jvm_options}, tag=f"-jvm{i}"))
+                                     extra_env=jvm, tag=suffix))
                 live[-1]["jvm_options"] = jvm_options
                 live[-1]["p99_first_half"], live[-1]["p99_second_half"] = halves(url)
                 phases[f"{operator}, {sink}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"
