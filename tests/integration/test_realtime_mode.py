@@ -33,8 +33,8 @@ def _stream(seed: int):
 
 def _env(stack_env, tmp_path, lateness_s: int) -> dict[str, str]:
     """``lateness_s``: hours of event time are fed in seconds, and each real-time task reads its Kafka partition
-    at its own pace while a batch end's watermark is the latest event time of all of them (docs/real-time-
-    mode.md). A task lagging another by lateness / (event time per second fed) has records made late."""
+    at its own pace while a batch end's watermark is the latest event time of all of them. A task lagging
+    another by lateness / (event time per second fed) has records made late (docs/real-time-mode.md)."""
     return {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
             "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DETECTOR__TRIGGER": "realtime",
             "FRAUD_DETECTOR__OPERATOR": "transformwithstate", "FRAUD_DETECTOR__SINK": "foreach",
