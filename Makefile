@@ -145,7 +145,7 @@ e2e: venv ## End to end on a new kind cluster: operators, images, chart, alerts,
 	bash k8s/tools.sh --dir $(TOOLS) helm kind
 	$(BIN)/pytest tests/e2e -rs --timeout 5400
 
-k3s-up: ## Single-node k3s without Docker (root): the first run builds k3s etc. into .cache/k3s (~18 min), then ~15 s
+k3s-up: ## Single-node k3s without Docker (root): the first run builds k3s etc. into .cache/k3s (18-24 min), then ~15 s
 	$(K3S) up
 
 k3s-images: ## Build both images with podman (local stand-in bases where needed) and import them into k3s (tag: dev)
