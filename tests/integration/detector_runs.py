@@ -159,6 +159,12 @@ def wait_for(condition, timeout_s: float, what: str, explain=None) -> None:
         time.sleep(0.5)
 
 
+def wait_for_counted(database_url: str, records: int, explain=None) -> None:
+    """Until the batches committed so far have counted ``records`` input rows (a batch end after them)."""
+    wait_for(lambda: metrics_totals(database_url)["input_rows"] >= records, 120,
+             f"a batch end after the first {records} records", explain=explain)
+
+
 def progress_report(database_url: str, expected_alerts: list[tuple], log_path) -> str:
     """What a stalled run shows: the metric totals, the alerts missing and extra, the detector log's end."""
     live = live_alerts(database_url)

@@ -104,8 +104,7 @@ def test_sigterm_to_the_process_group_stops_the_detector_with_one_line(kafka, to
     try:
         runs.wait_for(lambda: "event=detector_started" in log_path.read_text(), 180, "the detector to start")
         runs.produce_events(kafka.bootstrap_servers, topic, events)
-        runs.wait_for(lambda: runs.metrics_totals(stack_env["FRAUD_DATABASE_URL"])["input_rows"] >= len(events), 120,
-                      "a committed batch")
+        runs.wait_for_counted(stack_env["FRAUD_DATABASE_URL"], len(events))
         started = log_path.read_text()
         assert re.search(r"event=detector_started .* session_start_ms=\d+ query_start_ms=\d+", started), started
         os.killpg(detector.pid, signal.SIGTERM)

@@ -64,12 +64,6 @@ def _finish(detector, log_path, database_url, expected, duplicates: int) -> None
     assert detector.wait(90) == 0, log_path.read_text()[-3000:]
 
 
-def _wait_for_a_batch_end_after(records: int, database_url, log_path) -> None:
-    """Until the batches ended so far have read ``records`` (their progress events count them)."""
-    runs.wait_for(lambda: runs.metrics_totals(database_url)["input_rows"] >= records, 120,
-                  f"a batch end after the first {records} records", explain=lambda: log_path.read_text()[-3000:])
-
-
 def test_realtime_mode_raises_the_oracles_alerts_from_a_live_stream_across_checkpoints(
     kafka, topic, database_url, stack_env, tmp_path
 ):
@@ -85,7 +79,7 @@ def test_realtime_mode_raises_the_oracles_alerts_from_a_live_stream_across_check
         fed = 0
         for part in (chunks[i * len(chunks) // 3:(i + 1) * len(chunks) // 3] for i in range(3)):
             if fed:
-                _wait_for_a_batch_end_after(fed, database_url, log_path)
+                runs.wait_for_counted(database_url, fed, explain=lambda: log_path.read_text()[-3000:])
             runs.feed(kafka.bootstrap_servers, topic, part, pause_s=20 / len(chunks))
             fed += sum(map(len, part))
         _finish(detector, log_path, database_url, expected, len(delivered) - len(events))
