@@ -135,18 +135,18 @@ def _os_user() -> str | None:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from fraud_detection.storage import postgres
+    from fraud_detection.storage import schema
 
     if args.db_command == "prune":
         from fraud_detection.storage import retention
 
         url = settings.require_database_url()
-        if postgres.pending_migrations(url):
+        if schema.pending_migrations(url):
             raise RuntimeError("the schema is not current: run `fraud-detection db migrate` first")
         deleted = retention.prune_history(url, timedelta(days=args.keep_days))
         log.info("event=prune_done keep_days=%d %s", args.keep_days, " ".join(f"{k}={v}" for k, v in deleted.items()))
         return 0
-    applied = postgres.migrate(settings.require_database_url())
+    applied = schema.migrate(settings.require_database_url())
     log.info("event=migrate_done applied=%d", len(applied))
     return 0
 
@@ -193,11 +193,12 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         if age > args.max_age:
             raise RuntimeError(f"heartbeat {args.heartbeat} is {age:.0f} s old (limit {args.max_age:g} s)")
     if args.postgres:
-        from fraud_detection.storage import postgres
+        from fraud_detection.storage import schema
 
-        pending = postgres.pending_migrations(settings.require_database_url())
+        pending = schema.pending_migrations(settings.require_database_url())
         if pending:
-            raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
+            first = pending[0].version or pending[0].name
+            raise RuntimeError(f"{len(pending)} migration(s) not applied, first {first}: "
                                "run `fraud-detection db migrate`")
     if args.kafka:
         from fraud_detection.kafka_clients import check_topic

@@ -33,7 +33,7 @@ from fraud_detection.ground_truth import ATTACK
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import load_settings
-from fraud_detection.storage import postgres, reports
+from fraud_detection.storage import postgres, reports, schema
 from tests.benchmarks.bench_generator import _cpu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,7 +208,7 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
     kafka.create_topic(topic, partitions)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
     url = pg.create_database(f"backlog_{records}_{sink}_{partitions}{suffix.replace('-', '_')}")
-    postgres.migrate(url)
+    schema.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{topic}"),
@@ -379,7 +379,7 @@ def main() -> None:
                     if operator == "transformwithstate" and store != "rocksdb":
                         continue  # RocksDB only (settings refuse the pair)
                     url = pg.create_database(f"bench_{size}_{operator}_{store}_{sink}")
-                    postgres.migrate(url)
+                    schema.migrate(url)
                     spark.conf.set("spark.sql.streaming.stateStore.providerClass", session.STATE_STORES[store])
                     exact = settings.model_copy(update={"detector": settings.detector.model_copy(
                         update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}-{sink}"),
@@ -401,7 +401,7 @@ def main() -> None:
                         + (f", {b['jvm_options']}" if b["jvm_options"] else ""))
                 phases[name] = b["phases"]
             url = pg.create_database("bench_live")
-            postgres.migrate(url)
+            schema.migrate(url)
             for rate, operator, sink, store, partitions, jvm_options in itertools.product(
                     (float(r) for r in args.live_rates.split(",") if r), args.operators.split(","),
                     args.sinks.split(","), args.live_state_stores.split(","),

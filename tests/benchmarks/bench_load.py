@@ -33,7 +33,7 @@ from fraud_detection.evaluation.quality import percentile
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import load_settings
-from fraud_detection.storage import postgres
+from fraud_detection.storage import postgres, schema
 from tests.benchmarks.bench_detector import _lag, drain_exact, drain_naive, exact_recall, naive_recall, throughput
 from tests.benchmarks.bench_generator import _cpu
 
@@ -99,7 +99,7 @@ def live(kafka, pg, tmp: Path, rate: float, seconds: float) -> tuple[dict, str, 
     topic, name = f"load-{int(rate)}", f"load_{int(rate)}"
     kafka.create_topic(topic, load_settings().kafka.partitions)  # as `make run` makes it (FRAUD_KAFKA__PARTITIONS)
     url = pg.create_database(name)
-    postgres.migrate(url)
+    schema.migrate(url)
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{name}"),
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
@@ -162,7 +162,7 @@ def batch_comparison(kafka, pg, tmp: Path, topic: str, live_url: str) -> dict:
         progress, found = drain_naive(spark, settings, tmp / f"naive-{topic}", full_parse=False)
         naive_rate = throughput(progress)[0]
         url = pg.create_database(f"exact_{topic.replace('-', '_')}")
-        postgres.migrate(url)
+        schema.migrate(url)
         exact_rate = throughput(drain_exact(spark, settings, url))[0]
     finally:
         spark.stop()

@@ -24,7 +24,7 @@ from fraud_detection.detector.job import REALTIME_SPARK
 from fraud_detection.detector.velocity_state import REALTIME_CONNECTOR, realtime_jars
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
-from fraud_detection.storage import postgres
+from fraud_detection.storage import postgres, schema
 from tests.benchmarks.bench_detector import halves, live_run
 from tests.benchmarks.bench_generator import _cpu
 
@@ -76,7 +76,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         with LocalKafka(tmp / "kafka", REPO / ".cache", port=free_port()) as kafka, LocalPostgres(tmp / "pg") as pg:
             url = pg.create_database("bench_realtime")
-            postgres.migrate(url)
+            schema.migrate(url)
             for interval in intervals:
                 trigger = "realtime" if interval else "microbatch"
                 run = live_run(kafka, url, tmp, args.rate, args.seconds, "transformwithstate", "foreach", "rocksdb",

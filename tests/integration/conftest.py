@@ -16,7 +16,7 @@ import pytest
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import Operator, load_settings
-from fraud_detection.storage import postgres
+from fraud_detection.storage import schema
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("FRAUD_TEST_CACHE_DIR", REPO / ".cache"))
@@ -86,7 +86,7 @@ def topic(kafka):
 def database_url(pg_server):
     """A fresh, migrated database for one test."""
     url = pg_server.create_database(f"test_{uuid.uuid4().hex[:12]}")
-    postgres.migrate(url)
+    schema.migrate(url)
     return url
 
 

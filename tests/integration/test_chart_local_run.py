@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
-from fraud_detection.storage import postgres, reports
+from fraud_detection.storage import postgres, reports, schema
 from tests.charts.rendering import ROOT, dockerfile_copies, env_values, one, render
 from tests.integration.conftest import CACHE_DIR
 
@@ -92,7 +92,7 @@ def test_rendered_generator_and_detector_raise_alerts(kafka, topic, pg_server, t
 
     run_init_containers(generator_pod, secrets)
     run_init_containers(driver_pod, secrets)
-    assert postgres.pending_migrations(database_url) == []
+    assert schema.pending_migrations(database_url) == []
 
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -16,7 +16,7 @@ import pytest
 
 from fraud_detection.evaluation import quality
 from fraud_detection.ground_truth import Episode
-from fraud_detection.storage import detections, postgres, reports
+from fraud_detection.storage import detections, postgres, reports, schema
 from fraud_detection.triage import store
 from fraud_detection.triage.status import Status
 from tests.charts.rendering import CHART
@@ -75,7 +75,7 @@ def seed(url: str, now: datetime) -> None:
 @pytest.fixture(scope="module")
 def seeded(pg_server) -> Seeded:
     url = pg_server.create_database(f"dashboard_{uuid.uuid4().hex[:12]}")
-    postgres.migrate(url)
+    schema.migrate(url)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     seed(url, now)
     return Seeded(url, now)

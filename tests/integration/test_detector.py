@@ -20,7 +20,7 @@ from fraud_detection.detector.session import (
     claim_checkpoint,
 )
 from fraud_detection.settings import load_settings
-from fraud_detection.storage import postgres
+from fraud_detection.storage import postgres, schema
 from fraud_detection.transaction import format_event_time
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
@@ -43,7 +43,7 @@ def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_serv
     topic = f"diff-{run}"
     kafka.create_topic(topic, partitions=3)
     url = pg_server.create_database(f"diff_{run}")
-    postgres.migrate(url)
+    schema.migrate(url)
     settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic},
                              local={"cache_dir": CACHE_DIR},
                              detector={"checkpoint_dir": str(tmp / "checkpoint"), "operator": operator, "sink": sink})

@@ -20,7 +20,7 @@ import pytest
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.rules.velocity import Event
-from fraud_detection.storage import postgres
+from fraud_detection.storage import postgres, schema
 from fraud_detection.transaction import parse_event_time
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
@@ -43,7 +43,7 @@ def test_postgres_down_for_30_s_mid_stream_loses_and_doubles_nothing(kafka, topi
     """The sink retries with backoff while PostgreSQL is stopped; afterwards alerts equal the oracle's."""
     server = LocalPostgres(pg_dir).start()
     url = server.create_database("outage")
-    postgres.migrate(url)
+    schema.migrate(url)
     rng = random.Random(30)
     events = [e for c in range(200) for e in runs.card_events(rng, f"o{c}", runs.base_ms() + rng.randint(0, 3_600_000))]
     chunks = runs.live_chunks(rng, events, max_delay_ms=60_000, duplicate_share=0.03)
@@ -92,7 +92,7 @@ def test_kafka_broker_restart_mid_stream(pg_server, tmp_path):
     topic = "restart"
     broker.create_topic(topic, partitions=3)
     url = pg_server.create_database(f"restart_{port}")
-    postgres.migrate(url)
+    schema.migrate(url)
     # Event time runs 60x so attacks complete within the run; the lateness allowed is 15 s of wall time.
     env = detector_env(broker.bootstrap_servers, topic, url, tmp_path, FRAUD_DETECTOR__ALLOWED_LATENESS="900")
     log_path = tmp_path / "detector.log"

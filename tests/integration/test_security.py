@@ -64,7 +64,7 @@ SPLICED = {
     ("local_stack/postgres.py", "create_database"): "psql takes no parameters; the name is checked to be an identifier",
     ("local_stack/postgres.py", "serve_tcp"): "psql takes no parameters; role and password are checked: no quotes",
     ("storage/reports.py", "totals"): "_DETECTED is a constant fragment of the same module",
-    ("storage/postgres.py", "migrate"): "runs the packaged migration files themselves",
+    ("storage/schema.py", "migrate"): "runs the packaged migration files themselves",
     ("storage/postgres.py", "fetch_all"): "passes its caller's SQL through; the callers are scanned here",
 }
 SQL_CALLS = {"execute", "execute_values", "fetch_all", "psql"}

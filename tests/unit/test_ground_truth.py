@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from fraud_detection.ground_truth import ATTACK_KINDS, KINDS, Episode
-from fraud_detection.storage.postgres import available_migrations
+from fraud_detection.storage.schema import available_migrations
 
 
 def _migration(version: int) -> str:

@@ -24,7 +24,7 @@ from fraud_detection.live_view import LiveView
 from fraud_detection.local_stack.kafka import LocalKafka
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.settings import Settings
-from fraud_detection.storage import postgres
+from fraud_detection.storage import schema
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
         else:
             database_url = services.enter_context(LocalPostgres(local.dir / "postgres")).url
             services.enter_context(url_file(local.database_url_file, database_url))
-        postgres.migrate(database_url)
+        schema.migrate(database_url)
         for topic in (settings.kafka.topic, settings.kafka.alerts_topic):
             kafka.create_topic(topic, settings.kafka.partitions)
         env = component_env(settings, kafka.bootstrap_servers, database_url)

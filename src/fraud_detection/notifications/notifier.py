@@ -28,7 +28,7 @@ from fraud_detection.notifications.messages import Alert, Rejected, parse_alert
 from fraud_detection.notifications.routing import Decision, Status, decide
 from fraud_detection.settings import ENV_PREFIX, NotifySettings, Settings, SettingsError
 from fraud_detection.shutdown import StopFlag
-from fraud_detection.storage import postgres
+from fraud_detection.storage import schema
 from fraud_detection.storage.postgres import LazyConnection
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def run_notify(settings: Settings, stop: StopFlag) -> int:
                             f"{ENV_PREFIX}NOTIFY__WEBHOOK_URL (with __WEBHOOK_SECRET) and/or "
                             f"{ENV_PREFIX}NOTIFY__SNS_TOPIC_ARN")
     destinations = configured(settings.notify)  # fails here on a destination that cannot work (SNS credentials)
-    pending = postgres.pending_migrations(settings.require_database_url())
+    pending = schema.pending_migrations(settings.require_database_url())
     if pending:
         raise RuntimeError(f"{len(pending)} migration(s) not applied, first {pending[0].version}: "
                            "run `fraud-detection db migrate`")

@@ -7,7 +7,7 @@
 ALTER TABLE alerts ADD COLUMN version integer NOT NULL DEFAULT 1;
 
 CREATE TABLE alert_outbox (
-    id            bigserial   PRIMARY KEY,  -- commit order (one detector writes, one batch at a time)
+    id            bigserial   PRIMARY KEY,  -- insertion order; each card's messages in its commit order
     alert_id      text        NOT NULL,
     version       integer     NOT NULL,
     card_id       text        NOT NULL,     -- the Kafka key
