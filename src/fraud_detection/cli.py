@@ -170,12 +170,13 @@ def _add_db(sub) -> None:
     db = sub.add_parser("db", help="database tasks", description="Database tasks.")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="TASK")
     db_sub.add_parser("migrate", help="apply pending schema migrations (idempotent)",
-                      description="Apply the SQL migrations not yet recorded in schema_migrations.")
-    prune = db_sub.add_parser("prune", help="delete old per-batch metrics, ledger rows and published outbox rows",
+                      description="Apply the versioned SQL migrations not yet recorded in schema_migrations, then"
+                                  " the repeatable ones (functions) whose text changed.")
+    prune = db_sub.add_parser("prune", help="delete old per-batch metrics, duplicates and published outbox rows",
                               description="Delete the pipeline's bookkeeping older than --keep-days: per-batch "
-                                          "metrics, the detector's commit ledger (each run's newest batch stays) "
-                                          "and outbox messages already published. Alerts, dead letters and "
-                                          "ground truth are kept. The chart runs it daily as a CronJob.")
+                                          "metrics, the duplicates the detector counted and outbox messages "
+                                          "already published. Alerts, dead letters and ground truth are kept. "
+                                          "The chart runs it daily as a CronJob.")
     prune.add_argument("--keep-days", type=_positive_int, default=30, metavar="DAYS",
                        help="keep this many days (default 30)")
 

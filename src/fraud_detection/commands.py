@@ -101,13 +101,13 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.storage import postgres
     from fraud_detection.triage import status, store, table
 
-    url = settings.require_database_url()
     if args.alerts_command == "list":
         wanted = None if args.status == "all" else status.Status(args.status)
-        with postgres.connection(url) as conn:
+        with postgres.connection(settings.require_reader_url()) as conn:
             listed, now = store.list_alerts(conn, wanted, args.card, args.limit)
         print(table.render(listed, now))
         return 0
+    url = settings.require_database_url()
     name = f"fraud-detection alerts {args.alerts_command}"
     by = args.by or _os_user()
     if by is None:
@@ -161,7 +161,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.since is not None and args.until is not None and args.until <= args.since:
         print("fraud-detection evaluate: --until must be after --since", file=sys.stderr)
         return 2
-    with postgres.connection(settings.require_database_url()) as conn:
+    with postgres.connection(settings.require_reader_url()) as conn:
         truth, alerts = reports.evaluation_rows(conn, moment(args.since), moment(args.until), args.source)
     evaluation = quality.evaluate([quality.Truth(**row) for row in truth],
                                   [quality.AlertRecord(**row) for row in alerts])
@@ -176,7 +176,7 @@ def _grafana(args: argparse.Namespace, settings: Settings) -> int:
     from fraud_detection.local_stack.grafana import find_grafana, run_grafana
 
     find_grafana()  # first: without Grafana nothing else matters, and the message says what to install
-    return run_grafana(settings.require_database_url(), settings.local.dir / "grafana")
+    return run_grafana(settings.require_reader_url(), settings.local.dir / "grafana")
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fraud_detection.rules.velocity import DEFAULT_THRESHOLD, DEFAULT_WINDOW_MS
@@ -22,16 +22,18 @@ CardSpace = Annotated[str, Field(pattern=r"^[a-z0-9]{1,12}$")]
 # The detector's stateful operator (velocity-operator): flatMapGroupsWithState on buckets of cards, or
 # transformWithState per card with event-time timers (RocksDB only). A checkpoint is tied to one of them.
 Operator = Literal["mapgroups", "transformwithstate"]
-# The detector's sink: one PostgreSQL transaction per micro-batch from Python (foreachBatch), or one per
-# partition slice from the JVM (a ForeachWriter, the kind Spark's real-time mode runs). Both call the same
-# SQL (migration 0009) and are exactly-once in micro-batch mode; they can be switched between runs.
-Sink = Literal["batch", "foreach"]
 # How Spark runs the query: micro-batches, or Spark 4.3's real-time mode, whose long-running tasks process
 # and commit each record as it arrives; its trigger's duration is only the checkpoint interval.
 Trigger = Literal["microbatch", "realtime"]
 
 
-class KafkaSettings(BaseModel):
+class Group(BaseModel):
+    """A group of settings (``FRAUD_<GROUP>__<FIELD>``): a variable it does not know is a mistake, not noise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Group):
     bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     topic: str = Field("transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     alerts_topic: str = Field("alerts", pattern=r"^[A-Za-z0-9._-]{1,249}$",
@@ -46,7 +48,7 @@ class KafkaSettings(BaseModel):
     sasl_password: SecretStr | None = None
 
 
-class RuleSettings(BaseModel):
+class RuleSettings(Group):
     """The velocity rule, shared by the detector and the generator (which sizes attacks and decoys by it)."""
 
     threshold: int = Field(DEFAULT_THRESHOLD, ge=1, le=10_000, description="alert on more than this many transactions")
@@ -57,7 +59,7 @@ class RuleSettings(BaseModel):
         return self.window * 1000
 
 
-class DetectorSettings(BaseModel):
+class DetectorSettings(Group):
     """The Spark Structured Streaming job (``fraud-detection detect``)."""
 
     master: str = Field("local[2]", min_length=1,
@@ -72,7 +74,10 @@ class DetectorSettings(BaseModel):
     realtime_checkpoint_interval: int = Field(30, ge=5, le=3600,
                                               description="real-time mode: seconds between checkpoints")
     allowed_lateness: int = Field(120, ge=0, le=86_400, description="watermark delay, seconds")
-    max_offsets_per_trigger: int | None = Field(None, ge=1, description="cap on records per micro-batch")
+    # A backlog (a first start, an outage) is read in batches of at most this many records, so each commits its
+    # offsets, state and alerts in seconds instead of all at the end. Memory does not depend on it: the sink
+    # streams each partition's rows in bounded units (detector/sink.py).
+    max_offsets_per_trigger: int = Field(500_000, ge=0, description="cap on records per micro-batch; 0 = none")
     shuffle_partitions: int = Field(2, ge=1, le=10_000,
                                     description="state partitions; frozen once a checkpoint exists")
     state_buckets: int = Field(1 << 20, ge=1, le=1 << 28,
@@ -82,7 +87,6 @@ class DetectorSettings(BaseModel):
     max_record_bytes: int = Field(4096, ge=256, le=1_048_576, description="larger records are rejected")
     max_future: int = Field(86_400, ge=0, description="seconds an event time may lead its Kafka timestamp")
     fail_on_data_loss: bool = Field(False, description="stop if Kafka deleted records not yet read")
-    sink: Sink = Field("batch", description="how the detector commits to PostgreSQL (see Sink)")
     sink_retry_timeout: int = Field(600, ge=0, le=86_400,
                                     description="seconds a batch keeps retrying an unreachable PostgreSQL")
     kafka_retry_timeout: int = Field(120, ge=1, le=3600,
@@ -92,6 +96,15 @@ class DetectorSettings(BaseModel):
                                         " spark-submit the submission's spark.driver/executor.memory")
     jars_dir: Path | None = Field(None, description="built operator + Kafka connector jars (the image sets it)")
     ready_file: Path | None = Field(None, description="touched once the query runs (make run waits for it)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sink_choice(cls, values: object) -> object:
+        # FRAUD_DETECTOR__SINK chose between a Python and the JVM sink until the JVM one became the only one.
+        if isinstance(values, dict) and "sink" in values:
+            raise ValueError(f"{ENV_PREFIX}DETECTOR__SINK is gone: the detector always commits from the JVM (the"
+                             " former `foreach` sink, README 'The detector'); unset it")
+        return values
 
     @model_validator(mode="after")
     def _transformwithstate_needs_rocksdb(self) -> DetectorSettings:
@@ -104,17 +117,17 @@ class DetectorSettings(BaseModel):
         return self
 
     def _check_realtime(self) -> None:
-        """Real-time mode runs JVM transformWithState and ForeachWriter sinks only (task slots: Settings)."""
+        """Real-time mode runs the JVM transformWithState operator only (task slots: Settings)."""
         prefix = f"{ENV_PREFIX}DETECTOR__"
-        if self.operator != "transformwithstate" or self.sink != "foreach":
-            raise ValueError(f"real-time mode runs the transformWithState operator and the JVM sink only: set"
-                             f" {prefix}OPERATOR=transformwithstate and {prefix}SINK=foreach")
+        if self.operator != "transformwithstate":
+            raise ValueError(f"real-time mode runs the transformWithState operator only: set"
+                             f" {prefix}OPERATOR=transformwithstate")
         if self.trigger_interval:
             raise ValueError(f"{prefix}TRIGGER_INTERVAL paces micro-batches; real-time mode checkpoints every"
                              f" {prefix}REALTIME_CHECKPOINT_INTERVAL seconds instead: leave it at 0")
 
 
-class GeneratorSettings(BaseModel):
+class GeneratorSettings(Group):
     rate: float = Field(1000.0, gt=0, le=1_000_000, description="transactions per second, wall clock")
     population: int = Field(2_000_000, ge=1000, le=200_000_000, description="cards in this replica's space")
     attack_interval: float = Field(20.0, gt=0, description="mean event-time seconds between injected attacks")
@@ -130,7 +143,7 @@ RuleNames = Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)?$
 SnsTopicArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")]
 
 
-class NotifySettings(BaseModel):
+class NotifySettings(Group):
     """``fraud-detection notify``: the alerts topic delivered to Slack, a signed webhook and/or SNS."""
 
     slack_webhook_url: SecretUrl | None = None
@@ -177,7 +190,7 @@ class NotifySettings(BaseModel):
         return frozenset(filter(None, self.rules.split(",")))
 
 
-class LocalSettings(BaseModel):
+class LocalSettings(Group):
     """The local stack of ``make run`` and the integration tests (no Kubernetes)."""
 
     dir: Path = Field(Path(".local"), description="Kafka and PostgreSQL data, checkpoints")
@@ -188,6 +201,11 @@ class LocalSettings(BaseModel):
     def database_url_file(self) -> Path:
         """Where `make run` / `make stack` leave their embedded PostgreSQL's URL (owner-only) while they run."""
         return self.dir / "database.url"
+
+    @property
+    def reader_url_file(self) -> Path:
+        """The same server's URL as the read-only role (owner-only file), for readers such as `evaluate`."""
+        return self.dir / "reader.url"
 
 
 class Settings(BaseSettings):
@@ -201,6 +219,8 @@ class Settings(BaseSettings):
     )
 
     database_url: SecretStr | None = None
+    # A login as the read-only role fraud_reader (R__reader_role.sql), for commands that only read.
+    reader_database_url: SecretStr | None = None
     kafka: KafkaSettings = KafkaSettings()
     rule: RuleSettings = RuleSettings()
     detector: DetectorSettings = DetectorSettings()
@@ -230,6 +250,15 @@ class Settings(BaseSettings):
             return self.local.database_url_file.read_text().strip()
         raise SettingsError(f"{ENV_PREFIX}DATABASE_URL is not set: give a PostgreSQL URL (postgresql://...), "
                             "or start the local stack (`make stack` or `make run`) in another terminal")
+
+    def require_reader_url(self) -> str:
+        """For commands that only read: ``FRAUD_READER_DATABASE_URL`` (the read-only role), else the local
+        stack's reader, else whatever ``require_database_url`` gives."""
+        if self.reader_database_url is not None:
+            return self.reader_database_url.get_secret_value()
+        if self.database_url is None and self.local.reader_url_file.exists():
+            return self.local.reader_url_file.read_text().strip()
+        return self.require_database_url()
 
 
 class SettingsError(ValueError):

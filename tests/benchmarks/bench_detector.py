@@ -121,7 +121,7 @@ def stage_queries(spark, settings) -> dict:
         "Kafka source only (key, value)": kafka.select("key", "value"),
         "+ bare from_json of 2 fields": kafka.select(record["card_id"], F.to_timestamp(record["event_time"])),
         "+ the detector's parse step": parse_records(kafka, d.max_record_bytes, d.max_future),
-        "+ watermark, shuffle, operator (no sink)": job.detector_stream(spark, settings)[0],
+        "+ watermark, shuffle, operator (no sink)": job.detector_stream(spark, settings),
     }
 
 
@@ -198,22 +198,24 @@ def jvm_env(jvm_options: str) -> tuple[str, dict[str, str]]:
     return "-" + re.sub(r"[^a-z0-9]+", "", jvm_options.lower())[:24], {"JAVA_TOOL_OPTIONS": jvm_options}
 
 
-def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partitions: int = 2,
+def backlog_run(kafka, pg, tmp: Path, records: int, cap: int | None = None, partitions: int = 2,
                 jvm_options: str = "") -> dict:
-    """``fraud-detection detect --until-drained`` over a topic of ``records`` in ``partitions`` (one batch): from
-    the command's start to its last alert committed, with the start-up (to the query running) and the first
-    batch apart. ``jvm_options``: the detector JVM's JAVA_TOOL_OPTIONS."""
+    """``fraud-detection detect --until-drained`` over a topic of ``records`` in ``partitions``: from the
+    command's start to its last alert committed, with the start-up (to the query running) and the first batch
+    apart. ``cap``: FRAUD_DETECTOR__MAX_OFFSETS_PER_TRIGGER (None: the default; 0: one batch).
+    ``jvm_options``: the detector JVM's JAVA_TOOL_OPTIONS."""
     suffix, jvm = jvm_env(jvm_options)
-    topic = f"backlog-{records}-{sink}-{partitions}{suffix}"
+    cap_name = "default" if cap is None else str(cap)
+    topic = f"backlog-{records}-cap{cap_name}-{partitions}{suffix}"
     kafka.create_topic(topic, partitions)
     attacks = produce_dataset(kafka, topic, records, 50_000, seed=5)
-    url = pg.create_database(f"backlog_{records}_{sink}_{partitions}{suffix.replace('-', '_')}")
+    url = pg.create_database(f"backlog_{records}_cap{cap_name}_{partitions}{suffix.replace('-', '_')}")
     schema.migrate(url)
     ready = tmp / f"{topic}.ready"
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{topic}"),
            "FRAUD_DETECTOR__READY_FILE": str(ready), "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
-           "FRAUD_DETECTOR__SINK": sink, **jvm}
+           **({} if cap is None else {"FRAUD_DETECTOR__MAX_OFFSETS_PER_TRIGGER": str(cap)}), **jvm}
     started = time.time()
     with open(tmp / f"{topic}.log", "w") as out:
         rc = subprocess.run([sys.executable, "-m", "fraud_detection.cli", "detect", "--until-drained"], env=env,
@@ -224,7 +226,7 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
         batches = postgres.fetch_all(conn, "SELECT batch_duration_ms, input_rows FROM pipeline_metrics"
                                            " WHERE input_rows > 0 ORDER BY batch_id")
     started_line = re.search(r"session_start_ms=(\d+) query_start_ms=(\d+)", (tmp / f"{topic}.log").read_text())
-    return {"records": records, "sink": sink, "partitions": partitions, "jvm_options": jvm_options, "rc": rc,
+    return {"records": records, "cap": cap_name, "partitions": partitions, "jvm_options": jvm_options, "rc": rc,
             "total_s": float(last_alert) - started, "startup_s": ready.stat().st_mtime - started,
             "session_s": int(started_line[1]) / 1000, "query_start_s": int(started_line[2]) / 1000,
             "first_batch_s": batches[0][0] / 1000, "batches": len(batches), "exit_s": exited - started, "caught": exact_recall(url, attacks),
@@ -232,11 +234,11 @@ def backlog_run(kafka, pg, tmp: Path, records: int, sink: str = "batch", partiti
 
 
 def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str = "mapgroups",
-             sink: str = "batch", store: str = "rocksdb", partitions: int = 6, trigger: str = "microbatch",
+             store: str = "rocksdb", partitions: int = 6, trigger: str = "microbatch",
              extra_env: dict[str, str] | None = None, tag: str = "") -> dict:
     """Generator at ``rate`` tx/s for ``seconds`` into a topic of ``partitions``, with the detector
-    (``operator``, ``sink``, ``store``, ``trigger``; more settings in ``extra_env``) running; latency and lag."""
-    name = f"live-{int(rate)}-{operator}-{sink}-{store}-{partitions}-{trigger}{tag}"
+    (``operator``, ``store``, ``trigger``; more settings in ``extra_env``) running; latency and lag."""
+    name = f"live-{int(rate)}-{operator}-{store}-{partitions}-{trigger}{tag}"
     topic = name
     kafka.create_topic(topic, partitions)
     with postgres.connection(url) as conn, conn, conn.cursor() as cur:
@@ -244,7 +246,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
                     " injected_attacks")
     env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "FRAUD_KAFKA__TOPIC": topic,
            "FRAUD_DATABASE_URL": url, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp / f"ckpt-{name}"),
-           "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__SINK": sink, "FRAUD_DETECTOR__STATE_STORE": store,
+           "FRAUD_DETECTOR__OPERATOR": operator, "FRAUD_DETECTOR__STATE_STORE": store,
            "FRAUD_DETECTOR__STARTING_OFFSETS": "latest", "FRAUD_LOCAL__CACHE_DIR": str(REPO / ".cache"),
            "FRAUD_GENERATOR__RATE": str(rate), "FRAUD_GENERATOR__CLOCK_SPEED": "20",
            "FRAUD_GENERATOR__POPULATION": "5000000", "FRAUD_GENERATOR__SEED": "3",
@@ -272,7 +274,7 @@ def live_run(kafka, url, tmp: Path, rate: float, seconds: float, operator: str =
         totals = reports.totals(conn)
         batch_rows = [r[0] for r in postgres.fetch_all(conn, "SELECT input_rows FROM pipeline_metrics WHERE input_rows > 0")]
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")  # noqa: E731
-    return {"rate": rate, "operator": operator, "sink": sink, "store": store, "partitions": partitions,
+    return {"rate": rate, "operator": operator, "store": store, "partitions": partitions,
             "trigger": trigger,
             "generator_rc": generator.returncode, "alerts": len(latencies), "p50": pick(0.5),
             "p99": pick(0.99), "max": latencies[-1] if latencies else float("nan"), "lag_after_stop": lags,
@@ -322,8 +324,9 @@ def main() -> None:
     parser.add_argument("--state-stores", default="hdfs,rocksdb", help="state stores to measure the detector with")
     parser.add_argument("--operators", default="mapgroups",
                         help="stateful operators to measure, e.g. mapgroups,transformwithstate (rocksdb state only)")
-    parser.add_argument("--sinks", default="batch",
-                        help="detector sinks to measure, e.g. batch,foreach (FRAUD_DETECTOR__SINK)")
+    parser.add_argument("--backlog-caps", default="default",
+                        help="batch caps of the backlog runs (FRAUD_DETECTOR__MAX_OFFSETS_PER_TRIGGER), e.g. "
+                             "default,0 (0: the whole backlog in one batch)")
     parser.add_argument("--lateness", type=int, default=3600,
                         help="watermark delay (s) of the backlog runs: capped batches over a pre-produced topic "
                              "let partitions drift apart in event time, which a live stream does not")
@@ -374,46 +377,46 @@ def main() -> None:
                         progress = drain_stage(frame, tmp / f"stage-{size}-{i}")
                         results.append((name, size, *throughput(progress), "-"))
                         log.info("%s", results[-1])
-                for operator, store, sink in itertools.product(args.operators.split(","), args.state_stores.split(","),
-                                                               args.sinks.split(",")):
+                for operator, store in itertools.product(args.operators.split(","), args.state_stores.split(",")):
                     if operator == "transformwithstate" and store != "rocksdb":
                         continue  # RocksDB only (settings refuse the pair)
-                    url = pg.create_database(f"bench_{size}_{operator}_{store}_{sink}")
+                    url = pg.create_database(f"bench_{size}_{operator}_{store}")
                     schema.migrate(url)
                     spark.conf.set("spark.sql.streaming.stateStore.providerClass", session.STATE_STORES[store])
                     exact = settings.model_copy(update={"detector": settings.detector.model_copy(
-                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}-{sink}"),
-                                "operator": operator, "sink": sink})})
+                        update={"checkpoint_dir": str(tmp / f"exact-{size}-{operator}-{store}"),
+                                "operator": operator})})
                     progress = drain_exact(spark, exact, url)
-                    results.append((f"exact ({operator} operator, {store} state, {sink} sink)", size,
+                    results.append((f"exact ({operator} operator, {store} state)", size,
                                     *throughput(progress), exact_recall(url, attacks)))
-                    phases[f"{operator}, {store}, {sink}, {size:,} rows"] = phase_medians(url)
+                    phases[f"{operator}, {store}, {size:,} rows"] = phase_medians(url)
                     log.info("%s", results[-1])
             spark.stop()
             jvm_variants = args.jvm_options.split(";")
-            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, sink, int(partitions), jvm_options)
-                        for sink, partitions, jvm_options in itertools.product(
-                            args.sinks.split(","), args.backlog_partitions.split(","), jvm_variants)
+            caps = [None if c == "default" else int(c) for c in args.backlog_caps.split(",")]
+            backlogs = [backlog_run(kafka, pg, tmp, args.backlog, cap, int(partitions), jvm_options)
+                        for cap, partitions, jvm_options in itertools.product(
+                            caps, args.backlog_partitions.split(","), jvm_variants)
                         if args.backlog]
             for b in backlogs:
                 log.info("%s", b)
-                name = (f"mapgroups, {b['sink']}, backlog of {args.backlog:,}, {b['partitions']} partitions"
+                name = (f"mapgroups, cap {b['cap']}, backlog of {args.backlog:,}, {b['partitions']} partitions"
                         + (f", {b['jvm_options']}" if b["jvm_options"] else ""))
                 phases[name] = b["phases"]
             url = pg.create_database("bench_live")
             schema.migrate(url)
-            for rate, operator, sink, store, partitions, jvm_options in itertools.product(
+            for rate, operator, store, partitions, jvm_options in itertools.product(
                     (float(r) for r in args.live_rates.split(",") if r), args.operators.split(","),
-                    args.sinks.split(","), args.live_state_stores.split(","),
+                    args.live_state_stores.split(","),
                     (int(p) for p in args.live_partitions.split(",")), jvm_variants):
                 if operator == "transformwithstate" and store != "rocksdb":
                     continue
                 suffix, jvm = jvm_env(jvm_options)
-                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, sink, store, partitions,
+                live.append(live_run(kafka, url, tmp, rate, args.live_seconds, operator, store, partitions,
                                      extra_env=jvm, tag=suffix))
                 live[-1]["jvm_options"] = jvm_options
                 live[-1]["p99_first_half"], live[-1]["p99_second_half"] = halves(url)
-                phases[f"{operator}, {sink}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"
+                phases[f"{operator}, {store}, {partitions} partitions, live {rate:,.0f} tx/s"
                        + (f", {jvm_options}" if jvm_options else "")] = live[-1]["phases"]
                 log.info("%s", live[-1])
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} local[2], "
@@ -422,19 +425,19 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, size, rate, median, p90, rows, caught in results:
         print(f"| {name} | {size:,} | {rate:,.0f} | {median:.2f} | {p90:.2f} | {rows:,} | {caught} |")
-    print("\n| operator | sink | state | topic partitions | JVM options | offered tx/s | alerts | latency p50 ms | p99 ms"
+    print("\n| operator | state | topic partitions | JVM options | offered tx/s | alerts | latency p50 ms | p99 ms"
           " | max ms | p99 1st half | p99 2nd half | lag after stop (records, per s) | mean batch rows | attacks detected"
           " | decoys alerted |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in live:
-        print(f"| {r['operator']} | {r['sink']} | {r['store']} | {r['partitions']} | {r['jvm_options'] or '-'}"
+        print(f"| {r['operator']} | {r['store']} | {r['partitions']} | {r['jvm_options'] or '-'}"
               f" | {r['rate']:,.0f}"
               f" | {r['alerts']} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['p99_first_half']:.0f}"
               f" | {r['p99_second_half']:.0f} | "
               f"{r['lag_after_stop'][:5]} | {r['mean_batch_rows']:,.0f} | {r['detected']}/{r['attacks']} | {r['decoys_alerted']} |")
     for backlog in backlogs:
-        print(f"\nbacklog of {backlog['records']:,} records in {backlog['partitions']} partitions, {backlog['sink']}"
-              f" sink, JVM options '{backlog['jvm_options']}', `detect --until-drained`"
+        print(f"\nbacklog of {backlog['records']:,} records in {backlog['partitions']} partitions, batch cap"
+              f" {backlog['cap']}, JVM options '{backlog['jvm_options']}', `detect --until-drained`"
               f" (rc {backlog['rc']}): last alert"
               f" committed {backlog['total_s']:.1f} s after the command started; start-up to the query running"
               f" {backlog['startup_s']:.1f} s (Spark session {backlog['session_s']:.1f} s, query start"

@@ -2,7 +2,7 @@
 
 The same live run as bench_detector's (generator at a fixed rate into a 2-partition topic, the detector
 running, latency from the raising transaction's Kafka timestamp to its alert committed), once per trigger,
-with the transformWithState operator and the JVM sink, which real-time mode needs. Both runs use one Spark
+with the transformWithState operator, which real-time mode needs. Both runs use one Spark
 4.3 runtime (a side virtual environment; the project itself pins 4.0.4) and the same task slots. The
 halves' p99 split the run's alerts by detection time (bench_detector.halves).
 
@@ -79,7 +79,7 @@ def main() -> None:
             schema.migrate(url)
             for interval in intervals:
                 trigger = "realtime" if interval else "microbatch"
-                run = live_run(kafka, url, tmp, args.rate, args.seconds, "transformwithstate", "foreach", "rocksdb",
+                run = live_run(kafka, url, tmp, args.rate, args.seconds, "transformwithstate", "rocksdb",
                                PARTITIONS, trigger, {**env, "FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL": str(interval or 300)},
                                tag=f"-{interval}")
                 run["interval"] = interval

@@ -60,7 +60,7 @@ def main() -> None:
     if args.trigger == "realtime":
         require_realtime_spark()
         os.environ.update({**realtime_env(lateness=120), "FRAUD_DETECTOR__TRIGGER": "realtime",
-                           "FRAUD_DETECTOR__OPERATOR": "transformwithstate", "FRAUD_DETECTOR__SINK": "foreach"})
+                           "FRAUD_DETECTOR__OPERATOR": "transformwithstate"})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("fraud_detection", "py4j", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -71,7 +71,7 @@ def main() -> None:
     series = sampler.memory_series
     settings = load_settings().detector
     print(f"\nmachine: {_cpu()}, {os.cpu_count()} cores; pyspark {version('pyspark')} {settings.master},"
-          f" {settings.trigger}, {settings.operator}, sink {settings.sink}; {args.rate:,.0f} tx/s offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
+          f" {settings.trigger}, {settings.operator}; {args.rate:,.0f} tx/s offered for {args.minutes:.0f} min; broker, PostgreSQL, generator and detector on the same machine\n")
     periods = memory_by_period(series, 300)
     print("| minute | " + " | ".join(str(m) for m, _ in periods) + " |")
     print("|---|" + "---|" * len(periods))

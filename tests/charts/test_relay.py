@@ -14,7 +14,7 @@ STRIMZI_BROKER_LABELS = {"strimzi.io/kind": "Kafka", "strimzi.io/broker-role": "
 EXTERNAL = {
     "kafka": {"kafka.enabled": "false", "kafka.external.bootstrapServers": "broker.example:9096"},
     "postgres": {"postgres.enabled": "false", "postgres.external.secretName": "db",
-                 "postgres.external.host": "db.example"},
+                 "postgres.external.readerSecretName": "db-reader", "postgres.external.host": "db.example"},
 }
 
 

@@ -138,6 +138,8 @@ def test_validation_rejects_a_typo_in_a_rendered_object(kind, path):
     ({"generator.replicaz": "3"}, "replicaz"),
     ({"kafka.enabled": "false"}, "kafka.external.bootstrapServers is required"),
     ({"postgres.enabled": "false"}, "postgres.external.secretName is required"),
+    ({"postgres.enabled": "false", "postgres.external.secretName": "db"},
+     "postgres.external.readerSecretName is required for Grafana"),
     ({"kafka.alertsTopic.name": "transactions"}, "kafka.alertsTopic.name must differ from kafka.topic.name"),
     ({"kafka.alertsTopic.partitions": "0"}, "partitions"),
 ])

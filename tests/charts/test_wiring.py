@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -14,13 +15,13 @@ import yaml
 from pydantic import BaseModel
 
 from fraud_detection.cli import build_parser
+from fraud_detection.local_stack.postgres import READER_ROLE
 from fraud_detection.settings import (
     ENV_PREFIX,
     NESTED_DELIMITER,
     DetectorSettings,
     Operator,
     Settings,
-    Sink,
     load_settings,
 )
 from tests.charts.rendering import (
@@ -141,18 +142,36 @@ def test_kafka_helm_test_checks_both_topics():
     assert len(checked) == 2
 
 
-def test_database_secret_is_the_cnpg_app_secret():
-    """The database URL comes from <cluster>-app's uri key; Grafana reads the same Secret and the -rw Service."""
+def test_database_secret_is_the_cnpg_app_secret_and_grafana_reads_as_the_read_only_role():
+    """The app's database URL comes from <cluster>-app's uri key. Grafana logs in as the managed role
+    fraud_reader (the role the migrations grant SELECT to, R__reader_role.sql) from its basic-auth Secret, on
+    the -rw Service, checking the server against the cluster's CA."""
     docs = render_named("default")
-    cluster = one(docs, "Cluster")["metadata"]["name"]
+    cluster = one(docs, "Cluster")
+    name = cluster["metadata"]["name"]
     refs = {json.dumps(c.env["FRAUD_DATABASE_URL"]["valueFrom"]["secretKeyRef"], sort_keys=True)
             for c in app_containers(docs) if "FRAUD_DATABASE_URL" in c.env}
-    assert refs == {json.dumps({"key": "uri", "name": f"{cluster}-app"}, sort_keys=True)}
+    assert refs == {json.dumps({"key": "uri", "name": f"{name}-app"}, sort_keys=True)}
+    (role,) = cluster["spec"]["managed"]["roles"]
+    migration = (ROOT / "src/fraud_detection/storage/migrations/R__reader_role.sql").read_text()
+    assert role["name"] == READER_ROLE and f"TO {READER_ROLE};" in migration and role["login"] is True
+    secret = one(docs, "Secret", "-pg-reader")
+    assert secret["type"] == "kubernetes.io/basic-auth" and role["passwordSecret"]["name"] == secret["metadata"]["name"]
+    assert base64.b64decode(secret["data"]["username"]).decode() == READER_ROLE
     datasource = one(docs, "GrafanaDatasource")["spec"]
-    assert datasource["datasource"]["url"] == f"{cluster}-rw:5432"
-    assert {v["valueFrom"]["secretKeyRef"]["name"] for v in datasource["valuesFrom"]} == {f"{cluster}-app"}
-    assert one(docs, "Cluster")["spec"]["bootstrap"]["initdb"]["database"] == (
-        datasource["datasource"]["jsonData"]["database"])
+    assert datasource["datasource"]["url"] == f"{name}-rw:5432"
+    read = {(v["targetPath"], v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
+            for v in datasource["valuesFrom"]}
+    assert read == {("user", secret["metadata"]["name"], "username"),
+                    ("secureJsonData.password", secret["metadata"]["name"], "password"),
+                    ("secureJsonData.tlsCACert", f"{name}-ca", "ca.crt")}
+    for path, _, key in read:  # each value lands where the operator finds ${key}
+        node = datasource["datasource"]
+        for part in path.split("."):
+            node = node[part]
+        assert node == f"${{{key}}}", path
+    assert datasource["datasource"]["jsonData"]["sslmode"] == "verify-full"
+    assert cluster["spec"]["bootstrap"]["initdb"]["database"] == datasource["datasource"]["jsonData"]["database"]
 
 
 def test_dashboards_query_the_datasource_by_its_uid():
@@ -190,13 +209,13 @@ def test_spark_versions_agree():
     assert re.search(r"ARG SPARK_IMAGE=apache/spark:([0-9.]+)-", dockerfile).group(1) == spark
 
 
-@pytest.mark.parametrize(("key", "choices"), [("operator", Operator), ("sink", Sink)])
-def test_detector_choices_agree(key, choices):
-    """The chart's detector.operator and detector.sink values are the settings' choices, with their defaults."""
+def test_detector_choices_and_defaults_agree():
+    """The chart's detector.operator is the settings' choices; it and the batch cap default as the app does."""
     schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["detector"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())["detector"]
-    assert schema["properties"][key]["enum"] == list(get_args(choices))
-    assert values[key] == DetectorSettings.model_fields[key].default
+    assert schema["properties"]["operator"]["enum"] == list(get_args(Operator))
+    for key, field in (("operator", "operator"), ("maxOffsetsPerTrigger", "max_offsets_per_trigger")):
+        assert values[key] == DetectorSettings.model_fields[field].default, key
 
 
 def test_commands_in_the_chart_parse_with_the_cli():

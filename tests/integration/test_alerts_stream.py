@@ -14,17 +14,18 @@ from confluent_kafka import Producer
 from fraud_detection.alerting.relay import publish_pending, run_relay, take_relay_lock
 from fraud_detection.settings import load_settings
 from fraud_detection.shutdown import StopFlag
-from fraud_detection.storage import detections, postgres
+from fraud_detection.storage import postgres
 from tests.integration import detector_runs as runs
+from tests.integration import sink_units
 from tests.integration.kafka_reading import read_topic
 
 SCHEMA = json.loads(resources.files("fraud_detection").joinpath("alert.schema.json").read_text())
 MINUTE_MS = 60_000
 
 
-def _alert(alert_id: str, card: str, count: int, t0: int) -> detections.AlertRow:
+def _alert(alert_id: str, card: str, count: int, t0: int) -> sink_units.AlertRow:
     last = t0 + count * MINUTE_MS
-    return detections.AlertRow(alert_id, card, t0, last, count, 1000 * count, f"tx-{alert_id}-{count}", last + 50, last)
+    return sink_units.alert(alert_id, card, t0, last, count, 1000 * count, f"tx-{alert_id}-{count}", last + 50, last)
 
 
 def _messages(kafka, topic: str, expected: int) -> list[tuple[str, dict, int]]:
@@ -39,15 +40,16 @@ def test_each_committed_alert_version_is_published_once_keyed_by_card_in_version
     kafka.create_topic(topic, partitions=3)
     t0 = 1_764_000_000_000
     batches = [
-        detections.BatchResult(alerts=[_alert("a1", "c1", 6, t0), _alert("a2", "c2", 6, t0)]),
-        detections.BatchResult(alerts=[_alert("a1", "c1", 7, t0), _alert("a3", "c1", 6, t0 + 20 * MINUTE_MS)]),
-        detections.BatchResult(merges={"a3": "a1"}),
+        sink_units.Unit(alerts=[_alert("a1", "c1", 6, t0), _alert("a2", "c2", 6, t0)]),
+        sink_units.Unit(alerts=[_alert("a1", "c1", 7, t0), _alert("a3", "c1", 6, t0 + 20 * MINUTE_MS)]),
+        sink_units.Unit(merges={"a3": "a1"}),
     ]
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
     with postgres.connection(database_url) as conn:
         for batch_id, batch in enumerate(batches):
-            detections.write_batch(conn, "run-1", batch_id, batch, datetime.now(timezone.utc))
-        assert detections.write_batch(conn, "run-1", 1, batches[1], datetime.now(timezone.utc)) is None  # re-run
+            sink_units.apply(conn, "run-1", batch_id, batch, datetime.now(timezone.utc))
+        again = sink_units.apply(conn, "run-1", 1, batches[1], datetime.now(timezone.utc))  # a task run again
+        assert (again.alerts_new, again.alerts_updated) == (0, 0)
         assert publish_pending(conn, producer, topic) == 5
         assert publish_pending(conn, producer, topic) == 0
     messages = _messages(kafka, topic, expected=5)
@@ -69,13 +71,13 @@ def test_a_crash_before_marking_republishes_the_same_message_and_nothing_else(ka
     kafka.create_topic(topic, partitions=1)
     producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
     with postgres.connection(database_url) as conn:
-        detections.write_batch(conn, "run-1", 0, detections.BatchResult(alerts=[_alert("b1", "c9", 6, 0)]),
-                               datetime.now(timezone.utc))
+        sink_units.apply(conn, "run-1", 0, sink_units.Unit(alerts=[_alert("b1", "c9", 6, 0)]),
+                         datetime.now(timezone.utc))
         assert publish_pending(conn, producer, topic) == 1
         with conn, conn.cursor() as cur:  # the crash: published, never marked
             cur.execute("UPDATE alert_outbox SET published_at = NULL")
-        detections.write_batch(conn, "run-1", 1, detections.BatchResult(alerts=[_alert("b1", "c9", 8, 0)]),
-                               datetime.now(timezone.utc))
+        sink_units.apply(conn, "run-1", 1, sink_units.Unit(alerts=[_alert("b1", "c9", 8, 0)]),
+                         datetime.now(timezone.utc))
         assert publish_pending(conn, producer, topic) == 2
     messages = [m for _, m, _ in _messages(kafka, topic, expected=3)]
     assert [(m["alert_id"], m["version"]) for m in messages] == [("b1", 1), ("b1", 1), ("b1", 2)]
@@ -90,8 +92,8 @@ def test_a_second_relay_waits_while_another_publishes(kafka, database_url, caplo
     settings = load_settings(database_url=database_url,
                              kafka={"bootstrap_servers": kafka.bootstrap_servers, "alerts_topic": topic})
     with postgres.connection(database_url) as conn:
-        detections.write_batch(conn, "run-1", 0, detections.BatchResult(alerts=[_alert("w1", "c5", 6, 0)]),
-                               datetime.now(timezone.utc))
+        sink_units.apply(conn, "run-1", 0, sink_units.Unit(alerts=[_alert("w1", "c5", 6, 0)]),
+                         datetime.now(timezone.utc))
     stop = StopFlag()
     second = threading.Thread(target=run_relay, args=(settings, stop), daemon=True)
     try:

@@ -16,21 +16,26 @@ import pytest
 
 from fraud_detection.evaluation import quality
 from fraud_detection.ground_truth import Episode
+from fraud_detection.local_stack.postgres import READER_ROLE
 from fraud_detection.storage import detections, postgres, reports, schema
 from fraud_detection.triage import store
 from fraud_detection.triage.status import Status
 from tests.charts.rendering import CHART
+from tests.integration import sink_units
 from tests.integration.grafana_sql import expand
 
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
 MINUTE_MS = 60_000
+WINDOW_S = 600  # the rule window of the seeded run started last
 
 
 @dataclass(frozen=True)
 class Seeded:
-    """A seeded database and the moment its data was stamped from (taken when seeding, not at import)."""
+    """A seeded database and the moment its data was stamped from (taken when seeding, not at import); the
+    dashboards read it as the read-only role, as Grafana's datasource does."""
 
     url: str
+    reader_url: str
     now: datetime
 
     @property
@@ -53,20 +58,23 @@ def seed(url: str, now: datetime) -> None:
                 episode("g-4", "decoy_below_threshold", 0, 9, 5)]
     def alert(alert_id, card, first_min, last_min, count, trigger_min):
         first = ms(t0) + first_min * MINUTE_MS
-        return detections.AlertRow(alert_id, card, first, ms(t0) + last_min * MINUTE_MS, count, 100 * count,
-                                   f"tx-{alert_id}", ms(now - timedelta(seconds=40)), ms(t0) + trigger_min * MINUTE_MS)
-    batches = [
-        detections.BatchResult(alerts=[alert("a1", "g-1", 0, 5, 8, 3), alert("a2", "g-2", 1, 4, 7, 2)], input_rows=900),
-        detections.BatchResult(alerts=[alert("a3", "g-4", 0, 9, 6, 9), alert("a4", "x-9", 16, 19, 6, 19)],
-                               rejected=[detections.RejectedRow("t", 0, 1, "invalid_json", "x", None, b"{", ms(now)),
-                                         detections.RejectedRow("t", 0, 2, "late", "behind", None, b"{}", ms(now))],
-                               duplicates=2, input_rows=1100),
+        return sink_units.alert(alert_id, card, first, ms(t0) + last_min * MINUTE_MS, count, 100 * count,
+                                f"tx-{alert_id}", ms(now - timedelta(seconds=40)), ms(t0) + trigger_min * MINUTE_MS)
+    duplicates = [sink_units.DuplicateRow("t", 0, offset, f"tx-{offset}", "g-1", ms(now)) for offset in (3, 4)]
+    batches = [  # (the sink's unit, the input rows that Spark's progress brings)
+        (sink_units.Unit(alerts=[alert("a1", "g-1", 0, 5, 8, 3), alert("a2", "g-2", 1, 4, 7, 2)]), 900),
+        (sink_units.Unit(alerts=[alert("a3", "g-4", 0, 9, 6, 9), alert("a4", "x-9", 16, 19, 6, 19)],
+                         rejected=[sink_units.RejectedRow("t", 0, 1, "invalid_json", "x", None, b"{", ms(now)),
+                                   sink_units.RejectedRow("t", 0, 2, "late", "behind", None, b"{}", ms(now))],
+                         duplicates=duplicates), 1100),
     ]
     with postgres.connection(url) as conn:
+        detections.record_run(conn, "run-0", "velocity", 5, 900_000, 120_000, "mapgroups", "microbatch")
+        detections.record_run(conn, "run-1", "velocity", 5, WINDOW_S * 1000, 120_000, "mapgroups", "microbatch")
         postgres.record_ground_truth(conn, "generator:seed", episodes)
-        for batch_id, batch in enumerate(batches):
-            detections.write_batch(conn, "run-1", batch_id, batch, now - timedelta(seconds=30 - 10 * batch_id))
-            detections.record_duration(conn, "run-1", batch_id, 750.0 + batch_id, {"addBatch": 700.0})
+        for batch_id, (unit, input_rows) in enumerate(batches):
+            sink_units.apply(conn, "run-1", batch_id, unit, now - timedelta(seconds=30 - 10 * batch_id))
+            detections.record_progress(conn, "run-1", batch_id, input_rows, 750.0 + batch_id, {"addBatch": 700.0})
         for alert_id, to, seconds_ago in (("a2", Status.RESOLVED, 10), ("a3", Status.ACKNOWLEDGED, 15),
                                           ("a3", Status.RESOLVED, 5)):
             store.change_status(conn, alert_id, to, "ann", at=now - timedelta(seconds=seconds_ago))
@@ -74,11 +82,12 @@ def seed(url: str, now: datetime) -> None:
 
 @pytest.fixture(scope="module")
 def seeded(pg_server) -> Seeded:
-    url = pg_server.create_database(f"dashboard_{uuid.uuid4().hex[:12]}")
+    name = f"dashboard_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name)
     schema.migrate(url)
     now = datetime.now(timezone.utc).replace(microsecond=0)
     seed(url, now)
-    return Seeded(url, now)
+    return Seeded(url, pg_server.uri(name, READER_ROLE), now)
 
 
 def panels(dashboard: dict) -> list[dict]:
@@ -88,8 +97,19 @@ def panels(dashboard: dict) -> list[dict]:
     return found
 
 
-def variables(dashboard: dict) -> dict[str, str]:
-    return {v["name"]: v["current"]["value"] for v in dashboard["templating"]["list"]}
+def variables(dashboard: dict, reader_url: str | None = None) -> dict[str, str]:
+    """Each variable's value as Grafana sets it: a query variable's first value from the database (queries
+    may use the variables before them), any other's current value."""
+    values: dict[str, str] = {}
+    for v in dashboard["templating"]["list"]:
+        if v["type"] == "query" and reader_url is not None:
+            values[v["name"]] = str(result_of(reader_url, expand(v["query"], *_ANY_RANGE, values))[1][0][0])
+        else:
+            values[v["name"]] = v["current"].get("value", "")
+    return values
+
+
+_ANY_RANGE = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -106,6 +126,15 @@ def test_dashboard_is_valid_and_every_panel_has_a_query(path):
         for target in panel["targets"]:
             assert target["rawSql"].strip(), panel["title"]
     assert {"rule", "window", "bucket"} <= set(variables(dashboard))
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_no_variable_restates_configuration_and_the_window_is_the_rules_newest_run(path, seeded):
+    """A variable is read from the database, typed in or a bucket size: none holds a copy of a setting
+    (a changed rule would make its panels lie). The window is the rule's as the detector last recorded it."""
+    dashboard = json.loads(path.read_text())
+    assert {v["type"] for v in dashboard["templating"]["list"]} <= {"query", "textbox", "interval"}
+    assert variables(dashboard, seeded.reader_url)["window"] == str(WINDOW_S)
 
 
 def result_of(url: str, sql: str) -> tuple[list[str], list[tuple]]:
@@ -125,8 +154,8 @@ def test_every_panel_query_runs_and_returns_what_its_panel_needs(path, seeded):
     dashboard = json.loads(path.read_text())
     for panel in panels(dashboard):
         for target in panel["targets"]:
-            sql = expand(target["rawSql"], *seeded.range, variables(dashboard))
-            columns, rows = result_of(seeded.url, sql)
+            sql = expand(target["rawSql"], *seeded.range, variables(dashboard, seeded.reader_url))
+            columns, rows = result_of(seeded.reader_url, sql)
             where = f"{panel['title']!r}: {sql}"
             assert rows, f"no rows on the seeded data for {where}"
             if panel["type"] == "timeseries":
@@ -146,9 +175,9 @@ def test_quality_panels_agree_with_evaluate(seeded):
     stats = {}
     for panel in panels(dashboard):
         if panel["type"] == "stat":
-            _, rows = result_of(seeded.url, expand(panel["targets"][0]["rawSql"], *seeded.range, variables(dashboard)))
-            stats[panel["title"]] = rows[0][0]
-    with postgres.connection(seeded.url) as conn:
+            sql = expand(panel["targets"][0]["rawSql"], *seeded.range, variables(dashboard, seeded.reader_url))
+            stats[panel["title"]] = result_of(seeded.reader_url, sql)[1][0][0]
+    with postgres.connection(seeded.reader_url) as conn:
         truth, alerts = reports.evaluation_rows(conn, *seeded.range)
     ev = quality.evaluate([quality.Truth(**t) for t in truth], [quality.AlertRecord(**a) for a in alerts])
     assert (ev.attacks, ev.detected, len(ev.false_alerts), ev.decoys_alerted) == (3, 2, 2, 1)
@@ -163,14 +192,14 @@ def test_quality_panels_agree_with_evaluate(seeded):
 def panel_rows(title: str, start: datetime, end: datetime, url: str) -> list[tuple]:
     dashboard = json.loads(DASHBOARDS[0].read_text())
     (panel,) = [p for p in panels(dashboard) if p["title"] == title]
-    return result_of(url, expand(panel["targets"][0]["rawSql"], start, end, variables(dashboard)))[1]
+    return result_of(url, expand(panel["targets"][0]["rawSql"], start, end, variables(dashboard, url)))[1]
 
 
 def test_open_alerts_are_the_backlog_whatever_the_time_range(seeded):
     """Open alerts: a1 and a4 (a2 and a3 were resolved), oldest first, also when the range shows none of them."""
     for start, end in (seeded.range, (seeded.now - timedelta(days=2), seeded.now - timedelta(days=1))):
-        assert panel_rows("Open alerts", start, end, seeded.url) == [(2,)]
-        rows = panel_rows("Open alerts (oldest first)", start, end, seeded.url)
+        assert panel_rows("Open alerts", start, end, seeded.reader_url) == [(2,)]
+        rows = panel_rows("Open alerts (oldest first)", start, end, seeded.reader_url)
         assert [(alert_id, card) for alert_id, _, card, *_ in rows] == [("a1", "g-1"), ("a4", "x-9")]
         assert [raised for _, raised, *_ in rows] == [seeded.now - timedelta(seconds=30),
                                                        seeded.now - timedelta(seconds=20)]
@@ -179,16 +208,16 @@ def test_open_alerts_are_the_backlog_whatever_the_time_range(seeded):
 def test_time_to_acknowledge_over_the_alerts_taken_in_the_range(seeded):
     """From commit to taken: a2 resolved straight from open after 20 s, a3 acknowledged after 5 s (its later
     resolution does not count); a range ending before a2 was taken holds a3 alone."""
-    assert panel_rows("Time to acknowledge", *seeded.range, seeded.url) == [
+    assert panel_rows("Time to acknowledge", *seeded.range, seeded.reader_url) == [
         (pytest.approx(12.5), pytest.approx(5 + 0.9 * 15))]
     before_a2 = seeded.now - timedelta(seconds=12)
-    assert panel_rows("Time to acknowledge", seeded.range[0], before_a2, seeded.url) == [
+    assert panel_rows("Time to acknowledge", seeded.range[0], before_a2, seeded.reader_url) == [
         (pytest.approx(5.0), pytest.approx(5.0))]
 
 
 def test_live_view_health_matches_the_seeded_metrics(seeded):
     """make run's headline: processed rate from the batch metrics, latency percentiles from the alerts."""
-    with postgres.connection(seeded.url) as conn:
+    with postgres.connection(seeded.reader_url) as conn:
         health = reports.health(conn, rate_s=120, at=seeded.now)
     assert health.rate_per_s == pytest.approx((900 + 1100) / 120)
     assert health.latency_p50_s == pytest.approx(15.0)  # alerts stored 10 s and 20 s after their trigger
@@ -200,5 +229,5 @@ def test_a_query_naming_a_missing_column_fails(seeded):
     import psycopg2
 
     with pytest.raises(psycopg2.errors.UndefinedColumn):
-        result_of(seeded.url, expand("SELECT $__timeGroupAlias(detected_at, '1m'), count(*) FROM alerts "
-                                     "WHERE $__timeFilter(detectd_at) GROUP BY 1", *seeded.range, {}))
+        result_of(seeded.reader_url, expand("SELECT $__timeGroupAlias(detected_at, '1m'), count(*) FROM alerts "
+                                            "WHERE $__timeFilter(detectd_at) GROUP BY 1", *seeded.range, {}))

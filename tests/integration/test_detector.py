@@ -11,14 +11,15 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fraud_detection.detector.job import start
-from fraud_detection.detector.session import (
+from fraud_detection.detector.checkpoint import (
     LEGACY_STATE_FORMAT,
     STATE_FORMAT,
     STATE_FORMAT_MARKER,
-    CheckpointOperatorError,
+    CheckpointMismatchError,
+    Rule,
     claim_checkpoint,
 )
+from fraud_detection.detector.job import start
 from fraud_detection.settings import load_settings
 from fraud_detection.storage import postgres, schema
 from fraud_detection.transaction import format_event_time
@@ -32,7 +33,7 @@ def detector_settings(tmp_path, **detector):
                          detector={"checkpoint_dir": str(tmp_path / "checkpoint"), **detector})
 
 
-def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_server, tmp, sink: str = "batch") -> None:
+def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_server, tmp) -> None:
     """A random stream (boundary-straddling bursts, ties, redeliveries, out-of-order) through the detector in
     five micro-batches; its alerts, triggers and counts against the oracle."""
     rng = random.Random(seed)
@@ -46,7 +47,7 @@ def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_serv
     schema.migrate(url)
     settings = load_settings(kafka={"bootstrap_servers": kafka.bootstrap_servers, "topic": topic},
                              local={"cache_dir": CACHE_DIR},
-                             detector={"checkpoint_dir": str(tmp / "checkpoint"), "operator": operator, "sink": sink})
+                             detector={"checkpoint_dir": str(tmp / "checkpoint"), "operator": operator})
     # Deliver in chunks, one micro-batch each, as a live stream would: the watermark of each batch comes
     # from the ones before. (Pre-producing everything and capping batch size would skew partitions in time.)
     chunks = 5
@@ -70,8 +71,6 @@ def differential_run(seed: int, cards: int, operator: str, spark, kafka, pg_serv
     expected = {"addBatch", "walCommit", "commitOffsets", "stateCommit", "stateUpdates"}
     for p in phases:
         assert p.keys() >= expected and min(p.values()) >= 0, p
-        if sink == "batch":  # the JVM sink's writes run inside the batch's tasks, not as phases of their own
-            assert p["sinkJob"] + p["sinkWrite"] <= p["addBatch"] + 1, p
 
 
 # Each example is a whole streaming run (seconds), so no shrinking: the seed in the report reproduces it.
@@ -98,14 +97,6 @@ def test_transformwithstate_alerts_equal_the_oracle_on_out_of_order_streams_with
     differential_run(seed, cards, "transformwithstate", spark, kafka, pg_server, tmp_path_factory.mktemp("diff"))
 
 
-@given(seed=st.integers(0, 2**32 - 1), cards=st.integers(20, 60))
-@hypothesis_settings(max_examples=2, **RUNS)
-def test_the_jvm_sink_commits_the_oracles_alerts_and_counts(seed, cards, spark, kafka, pg_server, tmp_path_factory):
-    """The differential run through the JVM ForeachWriter (FRAUD_DETECTOR__SINK=foreach): each partition
-    commits on its own through the same SQL, and the batch's figures add up to the same totals."""
-    differential_run(seed, cards, "mapgroups", spark, kafka, pg_server, tmp_path_factory.mktemp("diff"), "foreach")
-
-
 def test_the_local_jvm_has_the_configured_heap_committed_from_the_start(spark):
     """FRAUD_DETECTOR__LOCAL_HEAP reaches the JVM that PySpark launches, as its maximum and initial heap."""
     heap = load_settings().detector.local_heap
@@ -128,7 +119,7 @@ def test_a_first_batch_that_never_committed_leaves_nothing_that_blocks_a_restart
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("v1")
-    claim_checkpoint(spark, str(checkpoint), "mapgroups")
+    claim_checkpoint(spark, str(checkpoint), "mapgroups", Rule(5, 600_000))
     kept = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file() and ".crc" not in p.name
             and not p.name.startswith("fraud-detection-")}
     everything = {p.relative_to(checkpoint).as_posix() for p in leftovers}
@@ -140,10 +131,52 @@ def test_a_checkpoint_is_resumed_only_by_the_operator_that_wrote_it(spark, kafka
     """mapgroups, then transformwithstate on the same checkpoint: refused at start, saying what to set."""
     runs.produce_events(kafka.bootstrap_servers, topic, [runs.Event("c", "t1", runs.base_ms(), 100)])
     runs.drain(spark, detector_settings(tmp_path, operator="mapgroups"), database_url)
-    with pytest.raises(CheckpointOperatorError, match="FRAUD_DETECTOR__OPERATOR=mapgroups"):
+    with pytest.raises(CheckpointMismatchError, match="FRAUD_DETECTOR__OPERATOR=mapgroups"):
         start(spark, detector_settings(tmp_path, operator="transformwithstate"), database_url, available_now=True)
     runs.drain(spark, detector_settings(tmp_path, operator="mapgroups"), database_url)  # its own still resumes
     assert runs.metrics_totals(database_url)["input_rows"] == 1
+
+
+def test_input_rows_that_a_crash_kept_from_postgresql_come_from_the_offset_log_at_the_next_start(
+        spark, kafka, topic, database_url, stack_env, tmp_path):
+    """A batch's input rows arrive with Spark's progress, after its commit; a crash in between loses them.
+    The next start counts them from the checkpoint's offset log: the first batch from the source's initial
+    offsets, each later one from the batch before."""
+    rng = random.Random(4)
+    for chunk in range(3):
+        events = [runs.Event(f"c{chunk}-{i}", f"t{chunk}-{i}", runs.base_ms() + rng.randint(0, 600_000), 100)
+                  for i in range(50 + chunk)]
+        runs.produce_events(kafka.bootstrap_servers, topic, events)
+        runs.drain(spark, detector_settings(tmp_path), database_url)
+    with postgres.connection(database_url) as conn:
+        recorded = postgres.fetch_all(conn, "SELECT batch_id, input_rows FROM pipeline_metrics ORDER BY 1")
+        assert [rows for _, rows in recorded] == [50, 51, 52]
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE pipeline_metrics SET input_rows = NULL")  # as if every progress event were lost
+    runs.drain(spark, detector_settings(tmp_path), database_url)  # nothing new to read: no batch runs
+    with postgres.connection(database_url) as conn:
+        assert postgres.fetch_all(conn, "SELECT batch_id, input_rows FROM pipeline_metrics ORDER BY 1") == recorded
+
+
+def test_a_checkpoint_is_resumed_only_under_the_rule_it_was_built_with(spark, kafka, topic, database_url, stack_env,
+                                                                      tmp_path):
+    """Another threshold or window on an existing checkpoint is refused at start, saying what to set; a new
+    checkpoint under the new rule raises alerts of its own, and each alert names the run (and rule) behind it."""
+    t0 = runs.base_ms()
+    burst = [runs.Event("c", f"t{i}", t0 + i * 60_000, 100) for i in range(7)]
+    runs.produce_events(kafka.bootstrap_servers, topic, burst)
+    runs.drain(spark, detector_settings(tmp_path), database_url)
+    for rule in ({"threshold": 6}, {"window": 900}):
+        with pytest.raises(CheckpointMismatchError, match="FRAUD_RULE__THRESHOLD=5 and FRAUD_RULE__WINDOW=600"):
+            start(spark, load_settings(rule=rule, local={"cache_dir": CACHE_DIR},
+                                       detector={"checkpoint_dir": str(tmp_path / "checkpoint")}),
+                  database_url, available_now=True)
+    runs.drain(spark, load_settings(rule={"threshold": 6}, local={"cache_dir": CACHE_DIR},
+                                    detector={"checkpoint_dir": str(tmp_path / "new-rule")}), database_url)
+    with postgres.connection(database_url) as conn:
+        alerts = postgres.fetch_all(conn, "SELECT r.threshold, r.window_ms, a.txn_count FROM alerts a"
+                                          " JOIN detector_runs r USING (run_id) ORDER BY 1")
+    assert alerts == [(5, 600_000, 7), (6, 600_000, 7)]
 
 
 def test_a_checkpoint_from_before_state_formats_resumes_in_its_own(spark, kafka, topic, database_url, stack_env,
@@ -179,9 +212,8 @@ def _record(card: str, tid: str, time_ms: int, **changes) -> bytes:
     return json.dumps(doc, allow_nan=True).encode()
 
 
-@pytest.mark.parametrize("sink", ["batch", "foreach"])
 def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_keeps_going(
-    spark, kafka, topic, database_url, stack_env, tmp_path, operator, sink
+    spark, kafka, topic, database_url, stack_env, tmp_path, operator
 ):
     """Each bad-input class gets its reason code; valid records after them still raise the right alert."""
     t0 = runs.base_ms() + 3_600_000
@@ -209,7 +241,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
     valid = [runs.Event("victim", f"v{i}", t0 + i * 30_000, 1000) for i in range(6)]
     records = [(b"c", value) for value, _ in bad.values()] + [(e.card_id, runs.payload(e)) for e in valid]
     coordinates = runs.produce(kafka.bootstrap_servers, topic, records)
-    runs.drain(spark, detector_settings(tmp_path, operator=operator, sink=sink), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
 
     with postgres.connection(database_url) as conn:
         rejected = {(p, o): (reason, bytes(raw)) for p, o, reason, raw in postgres.fetch_all(
@@ -226,7 +258,7 @@ def test_every_malformed_record_lands_in_the_dead_letter_table_and_the_query_kee
     redelivered = valid[-1]
     (late_at, _) = runs.produce(kafka.bootstrap_servers, topic, [(late.card_id, runs.payload(late)),
                                                                   (redelivered.card_id, runs.payload(redelivered))])
-    runs.drain(spark, detector_settings(tmp_path, operator=operator, sink=sink), database_url)
+    runs.drain(spark, detector_settings(tmp_path, operator=operator), database_url)
     with postgres.connection(database_url) as conn:
         (reason,) = postgres.fetch_all(conn, "SELECT reason FROM rejected_transactions WHERE kafka_partition = %s"
                                              " AND kafka_offset = %s", late_at)[0]

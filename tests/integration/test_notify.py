@@ -26,8 +26,9 @@ from fraud_detection.notifications.destinations import post
 from fraud_detection.notifications.notifier import GROUP_PREFIX, run_notify
 from fraud_detection.settings import load_settings
 from fraud_detection.shutdown import StopFlag
-from fraud_detection.storage import detections, postgres
+from fraud_detection.storage import postgres
 from tests.integration import detector_runs as runs
+from tests.integration import sink_units
 from tests.integration.receivers import Answer, Receiver, Request
 
 SECRET = "test-secret-0123456789abcdef"
@@ -116,14 +117,14 @@ def test_a_stuck_slack_does_not_delay_the_webhook_and_every_version_reaches_both
     t0 = 1_764_000_000_000
     def alert(alert_id, card, count, start=t0):
         last = start + count * MINUTE_MS
-        return detections.AlertRow(alert_id, card, start, last, count, 1000 * count, f"tx-{alert_id}-{count}",
-                                   last + 50, last)
-    batches = [detections.BatchResult(alerts=[alert("a1", "c1", 6), alert("a2", "c2", 6)]),
-               detections.BatchResult(alerts=[alert("a1", "c1", 7), alert("a3", "c1", 6, t0 + 20 * MINUTE_MS)]),
-               detections.BatchResult(merges={"a3": "a1"})]
+        return sink_units.alert(alert_id, card, start, last, count, 1000 * count, f"tx-{alert_id}-{count}",
+                                last + 50, last)
+    batches = [sink_units.Unit(alerts=[alert("a1", "c1", 6), alert("a2", "c2", 6)]),
+               sink_units.Unit(alerts=[alert("a1", "c1", 7), alert("a3", "c1", 6, t0 + 20 * MINUTE_MS)]),
+               sink_units.Unit(merges={"a3": "a1"})]
     with postgres.connection(database_url) as conn:
         for batch_id, batch in enumerate(batches):
-            detections.write_batch(conn, "run-1", batch_id, batch, datetime.now(timezone.utc))
+            sink_units.apply(conn, "run-1", batch_id, batch, datetime.now(timezone.utc))
         assert publish_pending(conn, Producer({"bootstrap.servers": kafka.bootstrap_servers}), topic) == 5
     versions = {"a1:1", "a1:2", "a2:1", "a3:1", "a3:2"}
     gate, answered = threading.Event(), itertools.count()

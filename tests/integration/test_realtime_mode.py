@@ -37,7 +37,7 @@ def _env(stack_env, tmp_path, lateness_s: int) -> dict[str, str]:
     another by lateness / (event time per second fed) has records made late (docs/real-time-mode.md)."""
     return {**os.environ, **stack_env, "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
             "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DETECTOR__TRIGGER": "realtime",
-            "FRAUD_DETECTOR__OPERATOR": "transformwithstate", "FRAUD_DETECTOR__SINK": "foreach",
+            "FRAUD_DETECTOR__OPERATOR": "transformwithstate",
             "FRAUD_KAFKA__PARTITIONS": str(TOPIC_PARTITIONS),
             "FRAUD_DETECTOR__MASTER": f"local[{TOPIC_PARTITIONS + 2}]",  # a slot per Kafka and state partition
             "FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL": "5",  # the shortest Spark takes: many batch ends

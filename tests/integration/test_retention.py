@@ -1,4 +1,4 @@
-"""`fraud-detection db prune` (migration 0010): old bookkeeping goes, records and what is still needed stay."""
+"""`fraud-detection db prune` (R__history_retention.sql): old bookkeeping goes, records and what is needed stay."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ OLD, RECENT = "40 days", "1 hour"  # ago, from the database's clock
 def _fill(cur) -> None:
     for run, batch, at in [("run-a", 0, OLD), ("run-a", 1, OLD), ("run-a", 2, RECENT),
                            ("run-b", 0, OLD), ("run-b", 1, OLD)]:  # run-b stopped 40 days ago
-        cur.execute("INSERT INTO detector_commits (run_id, batch_id, partition_id, slice, committed_at)"
-                    " VALUES (%s, %s, -1, 0, now() - %s::interval)", (run, batch, at))
         cur.execute("INSERT INTO pipeline_metrics (component, run_id, batch_id, recorded_at, input_rows)"
                     " VALUES ('detector', %s, %s, now() - %s::interval, 10)", (run, batch, at))
+    for offset, at in [(1, OLD), (2, RECENT)]:
+        cur.execute("INSERT INTO duplicate_transactions (topic, kafka_partition, kafka_offset, transaction_id,"
+                    " card_id, recorded_at) VALUES ('t', 0, %s, 'tx', 'c1', now() - %s::interval)", (offset, at))
     for version, published in [(1, OLD), (2, RECENT), (3, None)]:
         cur.execute("INSERT INTO alert_outbox (alert_id, version, card_id, payload, created_at, published_at)"
                     " VALUES ('a1', %s, 'c1', '{}', now() - %s::interval, now() - %s::interval)",
@@ -26,20 +27,20 @@ def _fill(cur) -> None:
 
 def _left(conn) -> dict[str, list[tuple]]:
     return {
-        "detector_commits": postgres.fetch_all(conn, "SELECT run_id, batch_id FROM detector_commits ORDER BY 1, 2"),
+        "duplicate_transactions": postgres.fetch_all(conn, "SELECT kafka_offset FROM duplicate_transactions"),
         "pipeline_metrics": postgres.fetch_all(conn, "SELECT run_id, batch_id FROM pipeline_metrics ORDER BY 1, 2"),
         "alert_outbox": postgres.fetch_all(conn, "SELECT version FROM alert_outbox ORDER BY 1"),
     }
 
 
-def test_prune_deletes_old_bookkeeping_but_each_runs_newest_batch_and_unpublished_messages(database_url):
+def test_prune_deletes_old_bookkeeping_but_not_unpublished_messages(database_url):
     with postgres.connection(database_url) as conn, conn, conn.cursor() as cur:
         _fill(cur)
     deleted = retention.prune_history(database_url, timedelta(days=30))
-    assert deleted == {"pipeline_metrics": 4, "detector_commits": 3, "alert_outbox": 1}
+    assert deleted == {"pipeline_metrics": 4, "duplicate_transactions": 1, "alert_outbox": 1}
     with postgres.connection(database_url) as conn:
         assert _left(conn) == {
-            "detector_commits": [("run-a", 2), ("run-b", 1)],  # run-b's last batch may still be replayed
+            "duplicate_transactions": [(2,)],
             "pipeline_metrics": [("run-a", 2)],
             "alert_outbox": [(2,), (3,)],  # 3 is not published yet
         }
@@ -58,7 +59,7 @@ def test_db_prune_command(database_url, monkeypatch, caplog):
         _fill(cur)
     caplog.set_level("INFO", logger="fraud_detection")
     assert main(["db", "prune", "--keep-days", "30"]) == 0
-    assert "pipeline_metrics=4 detector_commits=3 alert_outbox=1" in caplog.text
+    assert "pipeline_metrics=4 duplicate_transactions=1 alert_outbox=1" in caplog.text
 
 
 def test_db_prune_on_an_old_schema_asks_for_the_migration(pg_server, monkeypatch, caplog):

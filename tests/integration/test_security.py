@@ -11,12 +11,13 @@ import ipaddress
 import os
 import signal
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import psutil
 import pytest
 
-from fraud_detection.local_stack.postgres import LocalPostgres
+from fraud_detection.local_stack.postgres import READER_ROLE, LocalPostgres
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
 
@@ -61,8 +62,9 @@ def test_no_credential_appears_in_any_command_output(kafka, topic, database_url,
 # SQL text must be a constant: string literals, their concatenation, or a module constant. Where a value
 # has to be spliced in, the function doing it is listed here with the reason it is safe.
 SPLICED = {
-    ("local_stack/postgres.py", "create_database"): "psql takes no parameters; the name is checked to be an identifier",
-    ("local_stack/postgres.py", "serve_tcp"): "psql takes no parameters; role and password are checked: no quotes",
+    ("local_stack/postgres.py", "create_database"): "the name is an identifier, quoted by psycopg2.sql.Identifier",
+    ("local_stack/postgres.py", "serve_tcp"): "role and database quoted by psycopg2.sql.Identifier; the password is"
+                                              " a parameter",
     ("storage/reports.py", "totals"): "_DETECTED is a constant fragment of the same module",
     ("storage/schema.py", "migrate"): "runs the packaged migration files themselves",
     ("storage/postgres.py", "fetch_all"): "passes its caller's SQL through; the callers are scanned here",
@@ -124,6 +126,39 @@ def _tree(pid: int) -> set[int]:
     return {pid, *(p.pid for p in process.children(recursive=True))}
 
 
+def test_the_read_only_role_reads_what_readers_read_and_can_change_nothing(pg_server, database_url):
+    """fraud_reader (Grafana's datasource, `evaluate`): SELECT on the tables and views readers query, not the
+    dead letters' raw payloads; no INSERT, UPDATE, DELETE or TRUNCATE on any table, no new table, and no call
+    of the functions that write."""
+    import psycopg2
+    from psycopg2.extensions import parse_dsn
+
+    conn = psycopg2.connect(pg_server.uri(parse_dsn(database_url)["dbname"], READER_ROLE))
+    conn.autocommit = True  # each refusal on its own
+    with closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone() == (READER_ROLE,)
+        for relation in ("alerts", "alert_outcomes", "episode_outcomes", "injected_attacks", "pipeline_metrics",
+                         "detector_runs", "alert_outbox"):
+            cur.execute(f"SELECT count(*) FROM {relation}")  # noqa: S608 - a constant list of names
+        cur.execute("SELECT reason, count(*) FROM rejected_transactions GROUP BY 1")
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [t for (t,) in cur.fetchall()]
+        assert len(tables) >= 11
+        refused = ["SELECT raw_payload FROM rejected_transactions", "SELECT last_error FROM notification_deliveries",
+                   "CREATE TABLE planted (x int)", "SELECT * FROM prune_history(now())",
+                   "SELECT * FROM detector_apply('r', 0, now(), '[]', '[]', '[]', '[]')"]
+        for table in tables:
+            cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1", (table,))
+            (column,) = cur.fetchone()
+            # Names from the catalog, for statements that must be refused:
+            refused += [f"DELETE FROM {table}", f"TRUNCATE {table}", f"INSERT INTO {table} DEFAULT VALUES",  # noqa: S608
+                        f"UPDATE {table} SET {column} = {column}"]  # noqa: S608
+        for statement in refused:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(statement)
+
+
 def test_local_kafka_and_postgres_listen_on_loopback_or_a_socket(kafka, pg_server):
     """The broker's listeners are 127.0.0.1; the embedded PostgreSQL has no TCP listener at all."""
     def started_by(folder, name: str) -> set[int]:  # this session's, not another checkout's
@@ -154,25 +189,35 @@ def test_local_detector_listens_on_loopback_only(kafka, topic, stack_env, tmp_pa
         runs.kill_group(detector)
 
 
-def test_the_tcp_listener_for_cluster_pods_admits_only_its_role_with_its_password(pg_dir):
-    """serve_tcp (the k3s e2e's PostgreSQL): the role with its password connects and owns the database; a wrong
-    password and every other role (trusted on the Unix socket) are refused."""
+def test_the_tcp_listener_for_cluster_pods_admits_only_its_role_to_its_database_with_its_password(pg_dir):
+    """serve_tcp (the k3s e2e's PostgreSQL) is PostgreSQL's own listener with pg_hba rules: the role with its
+    password connects and owns its database; a wrong password, another database (even one the role could open
+    on the socket) and every other role (trusted on the socket) are refused on TCP."""
     import psycopg2
 
     server = LocalPostgres(pg_dir).start()
     try:
+        server.create_database("other")
         password = "a-password-for-this-test-only"
         url = server.serve_tcp("127.0.0.1", 0, "fraud_app", password)
         with psycopg2.connect(url) as conn, conn.cursor() as cur:
             cur.execute("CREATE TABLE owned_by_the_role (x int)")  # migrations need to create tables
-            cur.execute("SELECT current_user")
-            assert cur.fetchone() == ("fraud_app",)
+            cur.execute("SELECT current_user, inet_server_addr() IS NOT NULL")
+            assert cur.fetchone() == ("fraud_app", True), "a TCP connection as the role"
         conn.close()
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             psycopg2.connect(url.replace(password, "not-the-password-at-all"))
-        with pytest.raises(psycopg2.OperationalError):
+        for database in ("other", "postgres", "template1"):
+            with pytest.raises(psycopg2.OperationalError, match="rejects connection"):
+                psycopg2.connect(url.replace("/fraud", f"/{database}"))
+        with pytest.raises(psycopg2.OperationalError, match="rejects connection"):
             psycopg2.connect(url.replace(f"fraud_app:{password}", "postgres"))
+        with psycopg2.connect(server.url) as conn, conn.cursor() as cur:  # the socket still serves the stack
+            cur.execute("SELECT count(*) FROM owned_by_the_role")
+        conn.close()
         with pytest.raises(ValueError, match="password"):
             server.serve_tcp("127.0.0.1", 0, "fraud_app", "short")
     finally:
         server.stop()
+    assert not _listening({p.pid for p in psutil.process_iter(["cmdline"])
+                           if str(pg_dir) in " ".join(p.info["cmdline"] or [])}), "stopped, listener and all"

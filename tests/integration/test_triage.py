@@ -13,22 +13,24 @@ import psycopg2
 import pytest
 
 from fraud_detection.cli import main
-from fraud_detection.storage import detections, postgres
+from fraud_detection.storage import postgres
 from fraud_detection.triage import store
 from fraud_detection.triage.status import TRANSITIONS, Status, TransitionError
+from tests.integration import sink_units
 
 MINUTE_MS = 60_000
 EVENT_DAY = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)  # bursts' event times, far from midnight
 
 
-def alert(alert_id: str, card: str, count: int, t0_ms: int) -> detections.AlertRow:
+def alert(alert_id: str, card: str, count: int, t0_ms: int) -> sink_units.AlertRow:
     last = t0_ms + count * MINUTE_MS
-    return detections.AlertRow(alert_id, card, t0_ms, last, count, 1000 * count, f"tx-{alert_id}-{count}", last, last)
+    return sink_units.alert(alert_id, card, t0_ms, last, count, 1000 * count, f"tx-{alert_id}-{count}", last,
+                            last)
 
 
-def write(url: str, batch_id: int, batch: detections.BatchResult, now: datetime) -> None:
+def write(url: str, batch_id: int, batch: sink_units.Unit, now: datetime) -> None:
     with postgres.connection(url) as conn:
-        assert detections.write_batch(conn, "run-1", batch_id, batch, now) is not None
+        sink_units.apply(conn, "run-1", batch_id, batch, now)
 
 
 def triage_row(url: str, alert_id: str) -> dict:
@@ -45,9 +47,9 @@ def three_alerts(database_url, monkeypatch):
     monkeypatch.setenv("FRAUD_DATABASE_URL", database_url)
     now = datetime.now(timezone.utc)
     t0 = int(EVENT_DAY.timestamp() * 1000)  # fixed: windows read the same whatever the hour the test runs
-    write(database_url, 0, detections.BatchResult(alerts=[alert("a1", "c-1", 6, t0), alert("a3", "c-2", 8, t0)]),
+    write(database_url, 0, sink_units.Unit(alerts=[alert("a1", "c-1", 6, t0), alert("a3", "c-2", 8, t0)]),
           now - timedelta(minutes=2))
-    write(database_url, 1, detections.BatchResult(alerts=[alert("a2", "c-1", 7, t0 + 15 * MINUTE_MS)]),
+    write(database_url, 1, sink_units.Unit(alerts=[alert("a2", "c-1", 7, t0 + 15 * MINUTE_MS)]),
           now - timedelta(minutes=1))
     return database_url
 
@@ -170,8 +172,8 @@ def test_the_detector_growing_or_merging_an_alert_keeps_its_status(three_alerts,
         (first,) = postgres.fetch_all(conn, "SELECT first_event_time FROM alerts WHERE alert_id = 'a1'")[0]
     t0 = int(first.timestamp() * 1000)
     now = datetime.now(timezone.utc)
-    write(url, 2, detections.BatchResult(alerts=[alert("a1", "c-1", 9, t0)]), now)  # a1 grows
-    write(url, 3, detections.BatchResult(merges={"a2": "a1"}), now)  # a2's burst joins a1
+    write(url, 2, sink_units.Unit(alerts=[alert("a1", "c-1", 9, t0)]), now)  # a1 grows
+    write(url, 3, sink_units.Unit(merges={"a2": "a1"}), now)  # a2's burst joins a1
 
     grown = triage_row(url, "a1")
     assert (grown["txn_count"], grown["version"]) == (9, 2)

@@ -1,16 +1,15 @@
-"""The detector's pure pieces: operator output to sink rows, jar lookup, settings, the live view text."""
+"""The detector's pure pieces: the sink's keys across Java and SQL, jar lookup, settings, the live view text."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import fields
 from datetime import datetime, timezone
-from types import SimpleNamespace
+from importlib import resources
 
 import pytest
 
 from fraud_detection.detector.job import check_trigger
-from fraud_detection.detector.sink import OPERATOR_FIELDS, batch_result
 from fraud_detection.detector.velocity_state import (
     OPERATOR_PROJECT,
     OperatorBuildError,
@@ -21,51 +20,47 @@ from fraud_detection.detector.velocity_state import (
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.live_view import render, summary_line
 from fraud_detection.settings import SettingsError, load_settings
-from fraud_detection.storage import detections
 from fraud_detection.storage.reports import Deliveries, Health, RecentAlert, Totals
 
 OPERATOR_SOURCES = OPERATOR_PROJECT / "src/main/java/io/github/frauddetection/velocity"
 
 
-def _row(**fields):
-    base = dict.fromkeys(OPERATOR_FIELDS)
-    return SimpleNamespace(**{**base, **fields})
+def _commit_unit_fields() -> dict[str, list[str]]:
+    """CommitUnit's lists of the JSON keys it sends for each kind of row (velocity-operator's sink)."""
+    source = (OPERATOR_SOURCES.parent / "sink" / "CommitUnit.java").read_text()
+    return {name: re.findall(r'"(\w+)"', listed)
+            for name, listed in re.findall(r"(\w+_FIELDS) = List\.of\(([^)]*)\)", source)}
 
 
-def test_operator_rows_are_sorted_into_alerts_merges_rejects_and_duplicates():
-    """Each output kind lands in its part of the batch; raw bytes come back as bytes."""
-    rows = [
-        _row(kind="alert", alert_id="a1", card_id="c", first_event_time_ms=1, last_event_time_ms=2, txn_count=6,
-             amount_total_cents=600, trigger_transaction_id="t6", trigger_kafka_timestamp_ms=3,
-             trigger_event_time_ms=2),
-        _row(kind="merged", alert_id="a2", merged_into="a1"),
-        _row(kind="rejected", topic="t", kafka_partition=0, kafka_offset=7, reason="invalid_json",
-             raw_value=bytearray(b"x"), kafka_timestamp_ms=5),
-        _row(kind="late", topic="t", kafka_partition=1, kafka_offset=8, reason="late", kafka_timestamp_ms=5),
-        _row(kind="duplicate"),
-    ]
-    result = batch_result(rows)
-    assert [(a.alert_id, a.trigger_event_time_ms) for a in result.alerts] == [("a1", 2)]
-    assert result.merges == {"a2": "a1"}
-    assert [(r.reason, r.raw_value) for r in result.rejected] == [("invalid_json", b"x"), ("late", None)]
-    assert result.duplicates == 1
+def _recordset_columns() -> dict[str, list[str]]:
+    """The keys detector_apply reads of each JSON array parameter (jsonb_to_recordset(p_x) AS x (columns))."""
+    sql = resources.files("fraud_detection.storage").joinpath("migrations/R__detector_sink.sql").read_text()
+    return {param: re.findall(r"(\w+) \w+(?:,|$)", " ".join(columns.split()))
+            for param, columns in re.findall(r"jsonb_to_recordset\((p_\w+)\) AS \w+ \(([^)]*)\)", sql)}
+
+
+def test_the_sink_sends_exactly_the_keys_its_sql_function_reads():
+    """CommitUnit's JSON keys are the columns detector_apply takes from each array (a key missing on one side
+    would arrive as NULL), and the tests' seeding rows (sink_units) are the same."""
+    from tests.integration import sink_units
+
+    sent = _commit_unit_fields()
+    read = _recordset_columns()
+    for java_list, param, row in [("ALERT_FIELDS", "p_alerts", sink_units.AlertRow),
+                                  ("MERGE_FIELDS", "p_merges", None),
+                                  ("REJECTED_FIELDS", "p_rejected", sink_units.RejectedRow),
+                                  ("DUPLICATE_FIELDS", "p_duplicates", sink_units.DuplicateRow)]:
+        assert sent[java_list] == read[param], java_list
+        if row is not None:
+            assert [f.name for f in fields(row)] == read[param], row
 
 
 def test_the_operators_java_bean_names_map_to_the_sinks_fields():
-    """Every field the sink reads is the snake_case form of a getter of the operator's DetectorOutput bean."""
+    """Every key the sink reads of a row is the snake_case form of a getter of the operator's DetectorOutput."""
     bean = (OPERATOR_SOURCES / "DetectorOutput.java").read_text()
     getters = {snake_case(name[0].lower() + name[1:]) for name in re.findall(r"public \S+ get(\w+)\(\)", bean)}
-    assert set(OPERATOR_FIELDS) <= getters, set(OPERATOR_FIELDS) - getters
-
-
-@pytest.mark.parametrize(("java_list", "row"), [
-    ("ALERT_FIELDS", detections.AlertRow), ("REJECTED_FIELDS", detections.RejectedRow)])
-def test_both_sinks_send_detector_commit_the_same_json_keys(java_list, row):
-    """The JVM sink's CommitUnit writes the keys the batch sink writes from its rows (migration 0009 reads
-    them by name: a key missing on one side would arrive as NULL)."""
-    source = (OPERATOR_SOURCES.parent / "sink" / "CommitUnit.java").read_text()
-    listed = re.search(rf"{java_list} = List\.of\(([^)]*)\)", source).group(1)
-    assert re.findall(r'"(\w+)"', listed) == [f.name for f in fields(row)]
+    wanted = {"kind", *(key for keys in _commit_unit_fields().values() for key in keys)}
+    assert wanted <= getters, wanted - getters
 
 
 def test_missing_operator_jar_says_how_to_build_it(tmp_path):
@@ -138,8 +133,7 @@ def test_live_view_shows_what_notify_delivered_when_it_runs():
 
 
 def test_realtime_mode_is_refused_before_spark_starts_on_a_spark_without_it():
-    realtime = load_settings(detector={"trigger": "realtime", "operator": "transformwithstate", "sink": "foreach",
-                                       "master": "local[4]"})
+    realtime = load_settings(detector={"trigger": "realtime", "operator": "transformwithstate", "master": "local[4]"})
     with pytest.raises(SettingsError, match="needs Spark 4.3 or later, and this is PySpark 4.0.4"):
         check_trigger(realtime, "4.0.4")
     check_trigger(realtime, "4.3.0")

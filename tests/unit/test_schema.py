@@ -17,4 +17,4 @@ def test_every_migration_file_is_named_for_its_kind():
     migrations = available_migrations()
     versioned = [m.version for m in migrations if not m.repeatable]
     assert versioned == list(range(1, len(versioned) + 1))
-    assert [m.name for m in migrations if m.repeatable] == ["history_retention"]
+    assert [m.name for m in migrations if m.repeatable] == ["detector_sink", "history_retention", "reader_role"]

@@ -79,13 +79,12 @@ def test_transformwithstate_needs_the_rocksdb_state_store(monkeypatch):
 
 
 def test_realtime_mode_says_what_it_needs(monkeypatch):
-    """Real-time mode runs transformWithState and the JVM sink, checkpoints instead of pacing micro-batches, and
-    needs a task slot for every Kafka and state partition at once: each refusal names the setting to change."""
+    """Real-time mode runs transformWithState, checkpoints instead of pacing micro-batches, and needs a task
+    slot for every Kafka and state partition at once: each refusal names the setting to change."""
     monkeypatch.setenv("FRAUD_DETECTOR__TRIGGER", "realtime")
-    with pytest.raises(SettingsError, match="OPERATOR=transformwithstate and FRAUD_DETECTOR__SINK=foreach"):
+    with pytest.raises(SettingsError, match="set FRAUD_DETECTOR__OPERATOR=transformwithstate"):
         load_settings()
     monkeypatch.setenv("FRAUD_DETECTOR__OPERATOR", "transformwithstate")
-    monkeypatch.setenv("FRAUD_DETECTOR__SINK", "foreach")
     with pytest.raises(SettingsError, match=r"2 Kafka partitions and 2 state partitions at once: set local\[4\]"):
         load_settings()  # the default local[2]
     monkeypatch.setenv("FRAUD_DETECTOR__MASTER", "local[4]")
@@ -100,4 +99,16 @@ def test_realtime_mode_says_what_it_needs(monkeypatch):
     monkeypatch.setenv("FRAUD_DETECTOR__TRIGGER_INTERVAL", "0")
     monkeypatch.setenv("FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL", "4")  # Spark's minimum is 5 s
     with pytest.raises(SettingsError, match="FRAUD_DETECTOR__REALTIME_CHECKPOINT_INTERVAL"):
+        load_settings()
+
+
+def test_a_variable_no_group_knows_is_refused_and_the_removed_sink_says_so(monkeypatch):
+    """A typo in FRAUD_<GROUP>__<FIELD> fails naming it instead of being ignored; FRAUD_DETECTOR__SINK, which
+    chose a sink before the JVM one became the only one, says to unset it."""
+    monkeypatch.setenv("FRAUD_DETECTOR__TRIGER", "realtime")
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__TRIGER: Extra inputs are not permitted"):
+        load_settings()
+    monkeypatch.delenv("FRAUD_DETECTOR__TRIGER")
+    monkeypatch.setenv("FRAUD_DETECTOR__SINK", "batch")
+    with pytest.raises(SettingsError, match="FRAUD_DETECTOR__SINK is gone: .* unset it"):
         load_settings()

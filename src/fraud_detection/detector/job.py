@@ -1,9 +1,8 @@
 """The detector's streaming query: Kafka in, the parse and velocity steps, the PostgreSQL sink out.
 
-One query: Kafka source -> parse_records -> watermark -> velocity operator -> sink (sink.py): a foreachBatch
-that commits each batch in one PostgreSQL transaction, or the JVM ForeachWriter that commits each partition.
-Either is keyed by (query id, batch id[, partition]), so a batch that Spark re-runs after a crash changes
-nothing; the checkpoint holds offsets and per-card state.
+One query: Kafka source -> parse_records -> watermark -> velocity operator -> the JVM sink (sink.py), whose
+writes are idempotent by content, so a batch or task that Spark runs again after a crash adds nothing; the
+checkpoint holds offsets and per-card state, and what the run's rule is (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -18,13 +17,22 @@ from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from fraud_detection.detector.checkpoint import (
+    STATE_FORMAT,
+    Rule,
+    check_checkpoint_dir,
+    claim_checkpoint,
+    committed_input_rows,
+    query_id,
+)
 from fraud_detection.detector.parse import parse_records
-from fraud_detection.detector.session import STATE_FORMAT, check_checkpoint_dir, claim_checkpoint, spark_session
-from fraud_detection.detector.sink import PostgresSink, ProgressRecorder, drain_listeners, foreach_writer, listen
-from fraud_detection.detector.velocity_state import apply_velocity
+from fraud_detection.detector.session import spark_session
+from fraud_detection.detector.sink import ProgressRecorder, drain_listeners, foreach_writer, listen
+from fraud_detection.detector.velocity_state import apply_velocity, rule_name
 from fraud_detection.kafka_clients import spark_source_options
 from fraud_detection.settings import Settings, SettingsError
 from fraud_detection.shutdown import StopFlag
+from fraud_detection.storage import detections, postgres
 from fraud_detection.storage.jdbc import jdbc_target
 
 log = logging.getLogger(__name__)
@@ -45,8 +53,8 @@ def check_trigger(settings: Settings, spark_version: str = pyspark.__version__) 
 
 
 def detector_stream(spark: SparkSession, settings: Settings, state_format: int = STATE_FORMAT):
-    """The whole transformation, from the topic to the operator's output rows (and its input counter), with
-    state kept in ``state_format`` (the checkpoint's, see session.claim_checkpoint)."""
+    """The whole transformation, from the topic to the operator's output rows, with
+    state kept in ``state_format`` (the checkpoint's, see checkpoint.claim_checkpoint)."""
     d = settings.detector
     reader = (
         spark.readStream.format("kafka")
@@ -58,7 +66,7 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
         .option("fetchOffset.numRetries", str(max(1, d.kafka_retry_timeout // 2)))
         .option("fetchOffset.retryIntervalMs", "2000")
     )
-    if d.max_offsets_per_trigger:
+    if d.max_offsets_per_trigger and d.trigger != "realtime":  # a real-time batch reads as records come
         reader = reader.option("maxOffsetsPerTrigger", d.max_offsets_per_trigger)
     parsed = parse_records(reader.load(), d.max_record_bytes, d.max_future)
     watermarked = parsed.withWatermark("event_time", f"{d.allowed_lateness} seconds")
@@ -67,11 +75,10 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
 
 
 class Detector:
-    """One running detector query with its sink and progress listener."""
+    """One running detector query with its progress listener."""
 
-    def __init__(self, spark: SparkSession, query: StreamingQuery, sink: PostgresSink | None,
-                 recorder: ProgressRecorder, relay) -> None:
-        self.spark, self.query, self._sink, self._recorder, self._relay = spark, query, sink, recorder, relay
+    def __init__(self, spark: SparkSession, query: StreamingQuery, recorder: ProgressRecorder, relay) -> None:
+        self.spark, self.query, self._recorder, self._relay = spark, query, recorder, relay
 
     def stop(self) -> None:
         """Stop the query, let the last progress reach PostgreSQL, release connections."""
@@ -83,17 +90,14 @@ class Detector:
         drain_listeners(self.spark)
         self.spark._jsparkSession.streams().removeListener(self._relay)  # noqa: SLF001 (py4j)
         self._recorder.close()
-        if self._sink is not None:
-            self._sink.close()
 
 
 def start(spark: SparkSession, settings: Settings, database_url: str, available_now: bool = False) -> Detector:
-    # An exception in the sink goes back to the JVM, which fails the query with it (run_detector logs it once);
-    # py4j's callback thread would log it again, and log every interruption of a batch by a stop.
-    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     d = settings.detector
-    state_format = claim_checkpoint(spark, d.checkpoint_dir, d.operator)
-    stream, input_rows = detector_stream(spark, settings, state_format)
+    state_format = claim_checkpoint(spark, d.checkpoint_dir, d.operator,
+                                    Rule(settings.rule.threshold, settings.rule.window_ms))
+    _record_lost_progress(spark, d.checkpoint_dir, database_url)
+    stream = detector_stream(spark, settings, state_format)
     writer = stream.writeStream.queryName("velocity-detector").outputMode("update").option(
         "checkpointLocation", d.checkpoint_dir)
     realtime = d.trigger == "realtime" and not available_now  # draining a topic stays micro-batch
@@ -103,28 +107,35 @@ def start(spark: SparkSession, settings: Settings, database_url: str, available_
         writer = writer.trigger(realTime=f"{d.realtime_checkpoint_interval} seconds")
     elif d.trigger_interval > 0:
         writer = writer.trigger(processingTime=f"{d.trigger_interval} seconds")
-    sink = None
-    if d.sink == "batch":
-        sink = PostgresSink(database_url, input_rows, d.sink_retry_timeout)
-        writer = writer.foreachBatch(sink)
-    else:  # PySpark's foreach takes Python objects only: give the JVM writer to the JVM side of the builder
-        jwriter = foreach_writer(spark, database_url, d.sink_retry_timeout, realtime)
-        writer._jwrite = writer._jwrite.foreach(jwriter)  # noqa: SLF001
-    recorder = ProgressRecorder(database_url, sink)
+    # PySpark's foreach takes Python objects only: the JVM writer goes to the JVM side of the builder.
+    jwriter = foreach_writer(spark, database_url, d.sink_retry_timeout, realtime)
+    writer._jwrite = writer._jwrite.foreach(jwriter)  # noqa: SLF001
+    recorder = ProgressRecorder(database_url)
     relay = listen(spark, recorder)
     query = writer.start()
     recorder.run_id = str(query.id)
-    if sink is not None:
-        sink.started(str(query.id))
-    return Detector(spark, query, sink, recorder, relay)
+    with postgres.connection(database_url) as conn:
+        detections.record_run(conn, str(query.id), rule_name(spark), settings.rule.threshold, settings.rule.window_ms,
+                              d.allowed_lateness * 1000, d.operator, "availablenow" if available_now else d.trigger)
+    return Detector(spark, query, recorder, relay)
+
+
+def _record_lost_progress(spark: SparkSession, checkpoint_dir: str, database_url: str) -> None:
+    """Input rows of the batches a crash committed before their progress reached PostgreSQL."""
+    run_id = query_id(spark, checkpoint_dir)
+    if run_id is None:
+        return
+    with postgres.connection(database_url) as conn:
+        filled = detections.record_missing_input_rows(conn, run_id, committed_input_rows(spark, checkpoint_dir))
+    if filled:
+        log.info("event=lost_progress_recorded run_id=%s batches=%s", run_id, ",".join(map(str, filled)))
 
 
 def run_detector(settings: Settings, stop: StopFlag, available_now: bool = False) -> int:
     """Run until stopped (SIGTERM/SIGINT), or with ``available_now`` until the topic is drained."""
     database_url = settings.require_database_url()
     check_trigger(settings)
-    if settings.detector.sink == "foreach":
-        jdbc_target(database_url)  # an URL the JDBC driver cannot take fails here, before Spark starts
+    jdbc_target(database_url)  # an URL the JDBC driver cannot take fails here, before Spark starts
     if "://" not in settings.detector.checkpoint_dir:
         check_checkpoint_dir(Path(settings.detector.checkpoint_dir))
     began = time.monotonic()

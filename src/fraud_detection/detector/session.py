@@ -1,4 +1,4 @@
-"""The detector's Spark session and checkpoint: local mode here, or whatever spark-submit provided."""
+"""The detector's Spark session: local mode here, or whatever spark-submit provided."""
 
 from __future__ import annotations
 
@@ -6,21 +6,13 @@ import logging
 import os
 import signal
 import threading
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from fraud_detection.detector.velocity_state import build_operator, operator_jars
-from fraud_detection.settings import Operator, Settings
+from fraud_detection.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Written into the checkpoint folder: the operator whose state the checkpoint holds, and how it stores it.
-OPERATOR_MARKER = "fraud-detection-operator"
-STATE_FORMAT_MARKER = "fraud-detection-state-format"
-# StateFormat in velocity-operator: 1 the bean of arrays (checkpoints from before format markers), 2 bytes.
-STATE_FORMAT = 2
-LEGACY_STATE_FORMAT = 1
 
 # RocksDB (the default store): a commit writes the batch's changes, not new SST files (snapshots follow in
 # the background), and a put no longer reads its key first to count rows. Checkpoints written either way
@@ -103,81 +95,3 @@ def _start_jvm_deaf_to_sigterm(builder: SparkSession.Builder) -> SparkSession:
         return builder.getOrCreate()
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def check_checkpoint_dir(path: Path) -> None:
-    """Fail at start, saying so, when a local checkpoint directory cannot be created or written."""
-    probe = path / ".write-probe"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as err:
-        raise OSError(f"checkpoint directory {path} is not writable ({err.strerror or err}): "
-                      "fix its permissions or set FRAUD_DETECTOR__CHECKPOINT_DIR") from None
-
-
-class CheckpointOperatorError(RuntimeError):
-    """The checkpoint holds the other operator's state; the message says what to do."""
-
-
-def claim_checkpoint(spark: SparkSession, checkpoint_dir: str, operator: Operator) -> int:
-    """Record which operator's state a checkpoint holds, and refuse to resume it with the other one; returns
-    the checkpoint's state format (a new checkpoint gets STATE_FORMAT, an old one keeps its own).
-
-    The two operators keep differently keyed state under different Spark operators, so neither can read the
-    other's; Spark would fail at the first batch with a message about its state metadata. Also clears what
-    a crash in the first batch left (_discard_an_uncommitted_start). Goes through Hadoop's FileSystem, as
-    Spark does, so that an s3a:// checkpoint is checked too.
-    """
-    jvm = spark._jvm  # noqa: SLF001 (py4j gateway)
-    root = jvm.org.apache.hadoop.fs.Path(checkpoint_dir)
-    fs = root.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001 (py4j)
-
-    def read(name: str) -> str | None:
-        path = jvm.org.apache.hadoop.fs.Path(root, name)
-        if not fs.exists(path):
-            return None
-        stream = fs.open(path)
-        try:
-            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8").strip()
-        finally:
-            stream.close()
-
-    def write(name: str, text: str) -> None:
-        stream = fs.create(jvm.org.apache.hadoop.fs.Path(root, name), True)
-        try:
-            stream.write(text.encode())
-        finally:
-            stream.close()
-
-    if _discard_an_uncommitted_start(jvm, fs, root):
-        log.warning("event=checkpoint_uncommitted_start_discarded checkpoint=%s", checkpoint_dir)
-    started = fs.exists(jvm.org.apache.hadoop.fs.Path(root, "offsets"))  # Spark ran a batch there
-    holder = read(OPERATOR_MARKER) or ("mapgroups" if started else None)  # from before the marker existed
-    if started and holder != operator:
-        raise CheckpointOperatorError(
-            f"checkpoint {checkpoint_dir} holds the state of operator {holder}, not {operator}: set"
-            f" FRAUD_DETECTOR__OPERATOR={holder} to resume it, or give a new FRAUD_DETECTOR__CHECKPOINT_DIR"
-            " (docs/real-time-mode.md, 'Changing operator')")
-    if holder != operator:
-        write(OPERATOR_MARKER, operator)
-    recorded = read(STATE_FORMAT_MARKER)
-    if recorded is not None:
-        return int(recorded)
-    state_format = LEGACY_STATE_FORMAT if started else STATE_FORMAT
-    write(STATE_FORMAT_MARKER, str(state_format))
-    return state_format
-
-
-def _discard_an_uncommitted_start(jvm, fs, root) -> bool:
-    """A checkpoint whose first batch never committed holds nothing to resume, but after a crash in that
-    batch Spark 4.3 refuses to start over its leftovers (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY: the
-    commit log's temp file, the batch's uncommitted state) until they are deleted by hand. Deletes those two
-    folders; the offset log (which Spark truncates itself) and the source's starting offsets stay."""
-    commits = jvm.org.apache.hadoop.fs.Path(root, "commits")
-    if not fs.exists(commits) or any(s.getPath().getName().isdigit() for s in fs.listStatus(commits)):
-        return False
-    for name in ("commits", "state"):
-        fs.delete(jvm.org.apache.hadoop.fs.Path(root, name), True)
-    return True

@@ -110,11 +110,15 @@ def operator_jars(folder: Path) -> list[Path]:
     return jars
 
 
+def rule_name(spark) -> str:
+    """The rule the operator's alerts name (DetectorOutput.VELOCITY_RULE, its one definition)."""
+    return spark._jvm.io.github.frauddetection.velocity.DetectorOutput.VELOCITY_RULE  # noqa: SLF001 (py4j)
+
+
 def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buckets: int, operator: Operator,
                    state_format: int, realtime: bool = False):
     """Run the operator on parsed rows (with a watermark); one row per alert change or uncounted record.
 
-    Returns the output DataFrame and the JVM accumulator that counts the records the operator took in.
     ``state_buckets`` applies to ``mapgroups`` only: ``transformwithstate`` keeps state per card.
     ``state_format`` is the checkpoint's (StateFormat in velocity-operator, session.claim_checkpoint).
     ``realtime``: for real-time mode, whose ``transformwithstate`` evicts by processing-time timers.
@@ -122,12 +126,11 @@ def apply_velocity(parsed: DataFrame, threshold: int, window_ms: int, state_buck
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
     session = parsed.sparkSession
-    input_rows = session.sparkContext._jsc.sc().longAccumulator("velocity_input_rows")  # noqa: SLF001 (py4j)
     velocity = session._jvm.io.github.frauddetection.velocity  # noqa: SLF001 (py4j gateway)
     jdf = parsed._jdf  # noqa: SLF001 (py4j: the operator takes the JVM DataFrame)
     if operator == "transformwithstate":
-        jresult = velocity.VelocityProcessor.apply(jdf, threshold, window_ms, input_rows, state_format, realtime)
+        jresult = velocity.VelocityProcessor.apply(jdf, threshold, window_ms, state_format, realtime)
     else:
-        jresult = velocity.VelocityOperator.apply(jdf, threshold, window_ms, state_buckets, input_rows, state_format)
+        jresult = velocity.VelocityOperator.apply(jdf, threshold, window_ms, state_buckets, state_format)
     result = ClassicDataFrame(jresult, session)
-    return result.select(*[F.col(java).alias(snake_case(java)) for java in result.columns]), input_rows
+    return result.select(*[F.col(java).alias(snake_case(java)) for java in result.columns])

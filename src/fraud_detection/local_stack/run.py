@@ -97,9 +97,12 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
         )
         if settings.database_url is not None:
             database_url = settings.database_url.get_secret_value()
+            reader_url = settings.require_reader_url()
         else:
-            database_url = services.enter_context(LocalPostgres(local.dir / "postgres")).url
+            server = services.enter_context(LocalPostgres(local.dir / "postgres"))
+            database_url, reader_url = server.url, server.reader_url
             services.enter_context(url_file(local.database_url_file, database_url))
+            services.enter_context(url_file(local.reader_url_file, reader_url))
         schema.migrate(database_url)
         for topic in (settings.kafka.topic, settings.kafka.alerts_topic):
             kafka.create_topic(topic, settings.kafka.partitions)
@@ -108,7 +111,7 @@ def run_local(settings: Settings, duration_s: float | None = None, generator: bo
         for stale in (status, detector_ready_file(settings)):
             if stale is not None:
                 stale.unlink(missing_ok=True)  # left by an earlier run
-        view = services.enter_context(closing(LiveView(database_url, threshold=settings.rule.threshold,
+        view = services.enter_context(closing(LiveView(reader_url, threshold=settings.rule.threshold,
                                                        generator_status=status, log_dir=local.dir / "logs")))
         log_dir = local.dir / "logs" if view.on_terminal else None
         # The detector first, and the traffic once its query runs: the view then shows a live pipeline.

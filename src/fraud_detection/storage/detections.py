@@ -1,126 +1,56 @@
-"""The detector's writes: one PostgreSQL transaction per micro-batch, exactly once.
-
-The SQL is migration 0009's ``detector_commit``, which the JVM ForeachWriter calls as well: it records the
-batch in a ledger in the same transaction as its alerts and rejected records, so a batch that Spark replays
-after a crash writes nothing (``detected_at`` of its alerts stays the first commit's). The batch's input row
-count commits with it. Alerts are upserts by their deterministic id.
-"""
+"""The detector's bookkeeping in PostgreSQL beside what its sink writes (R__detector_sink.sql): the run and its
+rule, and each batch's input rows, duration and phases from Spark's progress."""
 
 from __future__ import annotations
 
-import base64
-import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-
-import psycopg2
-import stamina
 from psycopg2.extras import Json
-
-from fraud_detection.storage.postgres import LazyConnection
-
-log = logging.getLogger(__name__)
 
 COMPONENT = "detector"
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    alert_id: str
-    card_id: str
-    first_event_time_ms: int
-    last_event_time_ms: int
-    txn_count: int
-    amount_total_cents: int
-    trigger_transaction_id: str
-    trigger_kafka_timestamp_ms: int
-    trigger_event_time_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedRow:
-    topic: str
-    kafka_partition: int
-    kafka_offset: int
-    reason: str
-    detail: str | None
-    raw_key: bytes | None
-    raw_value: bytes | None
-    kafka_timestamp_ms: int | None
-
-
-@dataclass(slots=True)
-class BatchResult:
-    """What one micro-batch produced; ``merges`` maps a merged-away alert id to the surviving one."""
-
-    alerts: list[AlertRow] = field(default_factory=list)
-    merges: dict[str, str] = field(default_factory=dict)
-    rejected: list[RejectedRow] = field(default_factory=list)
-    duplicates: int = 0
-    input_rows: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    alerts_new: int
-    alerts_updated: int
-    latency_max_ms: float | None
-    latency_mean_ms: float | None
-
-
-# detector_commit's partition id for a whole batch (migration 0009).
-WHOLE_BATCH = -1
-
-
-def write_batch(conn, run_id: str, batch_id: int, result: BatchResult, now: datetime) -> BatchOutcome | None:
-    """Commit the batch once; ``None`` when this run already committed it (a replay after a crash)."""
+def record_run(conn, run_id: str, rule: str, threshold: int, window_ms: int, allowed_lateness_ms: int,
+               operator: str, trigger: str) -> None:
+    """The streaming run (a checkpoint's query id) and the rule it runs (migration 0012); a restart of the same
+    checkpoint, which keeps its rule (detector/session.py), updates when it last started."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT * FROM detector_commit(%s, %s, %s, 0, %s, %s, %s, %s, %s, %s)",
-            (run_id, batch_id, WHOLE_BATCH, now, result.input_rows, result.duplicates,
-             Json([asdict(a) for a in result.alerts]),
-             Json([{"alert_id": merged, "merged_into": into} for merged, into in result.merges.items()]),
-             Json([_rejected_json(r) for r in result.rejected])),
+            "INSERT INTO detector_runs (run_id, rule, threshold, window_ms, allowed_lateness_ms, operator, trigger)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET last_started_at = now(),"
+            " allowed_lateness_ms = EXCLUDED.allowed_lateness_ms, trigger = EXCLUDED.trigger",
+            (run_id, rule, threshold, window_ms, allowed_lateness_ms, operator, trigger),
         )
-        row = cur.fetchone()
-    return None if row is None else BatchOutcome(*row)
 
 
-def _rejected_json(r: RejectedRow) -> dict:
-    return {**asdict(r), "raw_key": _base64(r.raw_key), "raw_value": _base64(r.raw_value)}
-
-
-def _base64(raw: bytes | None) -> str | None:
-    return None if raw is None else base64.b64encode(raw).decode("ascii")
-
-
-def write_batch_retrying(db: LazyConnection, run_id: str, batch_id: int, result: BatchResult,
-                         timeout_s: float) -> BatchOutcome | None:
-    """``write_batch``, retried with backoff for up to ``timeout_s`` while PostgreSQL is unreachable. A retry
-    is safe: a failed transaction left nothing, and one that did commit is recognised by its ledger row."""
-    for attempt in stamina.retry_context(on=(psycopg2.OperationalError, psycopg2.InterfaceError), attempts=None,
-                                         timeout=timeout_s, wait_initial=0.5, wait_max=10):
-        with attempt:
-            try:
-                return write_batch(db.get(), run_id, batch_id, result, datetime.now(timezone.utc))
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
-                db.reset()
-                first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                log.warning("event=sink_retry batch_id=%d attempt=%d error=%s", batch_id, attempt.num, first_line)
-                raise
-    raise AssertionError("unreachable: stamina re-raises when the retries run out")
-
-
-def record_duration(conn, run_id: str, batch_id: int, duration_ms: float, phases_ms: dict[str, float],
-                    input_rows: int | None = None) -> None:
-    """Spark's duration of a committed batch and where it went (migration 0008), from its progress event (lost
-    if the process dies first). ``input_rows`` comes from there too when the sink could not count them (the
-    JVM sink commits partitions, not batches); a batch without output has no row yet."""
+def record_progress(conn, run_id: str, batch_id: int, input_rows: int, duration_ms: float,
+                    phases_ms: dict[str, float]) -> None:
+    """A committed batch's input rows, Spark's duration and where it went (migration 0008), from its progress
+    event; a batch without output has no row yet."""
     with conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO pipeline_metrics AS m (component, run_id, batch_id, input_rows, batch_duration_ms,"
             " batch_phases_ms) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (component, run_id, batch_id) DO UPDATE"
-            " SET batch_duration_ms = EXCLUDED.batch_duration_ms, batch_phases_ms = EXCLUDED.batch_phases_ms,"
-            " input_rows = coalesce(EXCLUDED.input_rows, m.input_rows)",
+            " SET input_rows = EXCLUDED.input_rows, batch_duration_ms = EXCLUDED.batch_duration_ms,"
+            " batch_phases_ms = EXCLUDED.batch_phases_ms",
             (COMPONENT, run_id, batch_id, input_rows, duration_ms, Json(phases_ms)),
         )
+
+
+def record_missing_input_rows(conn, run_id: str, input_rows: dict[int, int]) -> list[int]:
+    """Input rows of committed batches whose progress event was lost (a crash between the batch's commit and
+    the event), from the checkpoint's offset log. Progress events are recorded in batch order, so what a crash
+    loses is the batches after the last one recorded; those get theirs. Returns the batches filled."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT max(batch_id) FROM pipeline_metrics WHERE component = %s AND run_id = %s"
+                    " AND input_rows IS NOT NULL", (COMPONENT, run_id))
+        (last_recorded,) = cur.fetchone()
+        lost = {b: n for b, n in input_rows.items() if last_recorded is None or b > last_recorded}
+        if not lost:
+            return []
+        cur.execute(
+            "INSERT INTO pipeline_metrics AS m (component, run_id, batch_id, input_rows)"
+            " SELECT %s, %s, batch_id, rows FROM unnest(%s::bigint[], %s::bigint[]) AS b (batch_id, rows)"
+            " ON CONFLICT (component, run_id, batch_id) DO UPDATE SET input_rows = EXCLUDED.input_rows"
+            " WHERE m.input_rows IS NULL RETURNING batch_id",
+            (COMPONENT, run_id, list(lost), list(lost.values())),
+        )
+        return sorted(row[0] for row in cur.fetchall())

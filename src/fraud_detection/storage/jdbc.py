@@ -1,5 +1,5 @@
 """A PostgreSQL URL (libpq's form, as everywhere in this project) as the JDBC URL and properties the detector's
-JVM sink connects with (velocity-operator's sink package). Pure: no I/O."""
+sink connects with (velocity-operator's sink package, in the JVM). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ def jdbc_target(url: str) -> tuple[str, dict[str, str]]:
     database = params.pop("dbname", params.get("user", "postgres"))
     unknown = sorted(set(params) - set(_PROPERTIES))
     if unknown:
-        raise JdbcUrlError(f"the JVM sink (FRAUD_DETECTOR__SINK=foreach) cannot pass {', '.join(unknown)} to"
-                           " PostgreSQL's JDBC driver: remove it from the database URL, or use the batch sink")
+        raise JdbcUrlError(f"the detector's sink (in the JVM) cannot pass {', '.join(unknown)} to PostgreSQL's"
+                           " JDBC driver: remove it from the database URL")
     if "," in host:
-        raise JdbcUrlError("the JVM sink takes one PostgreSQL host; the database URL names several")
+        raise JdbcUrlError("the detector's sink takes one PostgreSQL host; the database URL names several")
     properties = {_PROPERTIES[name]: value for name, value in params.items()}
     if host.startswith("/"):
         properties["socketFactory"] = UNIX_SOCKET_FACTORY

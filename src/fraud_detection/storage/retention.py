@@ -1,4 +1,4 @@
-"""Retention of the pipeline's bookkeeping: per-batch metrics, the detector's ledger, published outbox rows."""
+"""Retention of the pipeline's bookkeeping: per-batch metrics, counted duplicates, published outbox rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from fraud_detection.storage import postgres
 
 
 def prune_history(database_url: str, keep: timedelta) -> dict[str, int]:
-    """Delete the bookkeeping older than ``keep`` (migration 0010); rows deleted per table. One transaction."""
+    """Delete the bookkeeping older than ``keep`` (R__history_retention.sql); rows deleted per table, in one
+    transaction."""
     if keep <= timedelta(0):
         raise ValueError(f"keep must be positive, not {keep}")
     with postgres.connection(database_url) as conn, conn, conn.cursor() as cur:

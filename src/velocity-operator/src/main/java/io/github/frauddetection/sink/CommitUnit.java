@@ -10,25 +10,28 @@ import java.util.List;
 import org.apache.spark.sql.Row;
 
 /**
- * The operator's output rows of one commit unit, sorted into the three JSON arrays that {@code
- * detector_commit} takes (migration 0009). The rows carry the sink's column names (detector/sink.py
- * renames the operator's bean properties), which are the JSON keys as well. Pure: no I/O.
+ * The operator's output rows of one commit unit, sorted into the four JSON arrays that {@code detector_apply}
+ * takes (R__detector_sink.sql). The rows carry the sink's column names (detector/velocity_state.py renames the
+ * operator's bean properties), which are the JSON keys as well. Pure: no I/O.
  */
 final class CommitUnit {
-  static final List<String> ALERT_FIELDS = List.of("alert_id", "card_id", "first_event_time_ms",
+  static final List<String> ALERT_FIELDS = List.of("alert_id", "rule", "card_id", "first_event_time_ms",
       "last_event_time_ms", "txn_count", "amount_total_cents", "trigger_transaction_id",
       "trigger_kafka_timestamp_ms", "trigger_event_time_ms");
   static final List<String> MERGE_FIELDS = List.of("alert_id", "merged_into");
   // Rejected by parsing, or late; raw_key and raw_value are bytes, sent as base64.
   static final List<String> REJECTED_FIELDS = List.of("topic", "kafka_partition", "kafka_offset", "reason",
       "detail", "raw_key", "raw_value", "kafka_timestamp_ms");
+  // A transaction id the card had already: counted once by its Kafka coordinates, its payload not kept.
+  static final List<String> DUPLICATE_FIELDS = List.of("topic", "kafka_partition", "kafka_offset",
+      "transaction_id", "card_id", "kafka_timestamp_ms");
 
   private static final JsonFactory JSON = new JsonFactory();
 
   private final Array alerts = new Array();
   private final Array merges = new Array();
   private final Array rejected = new Array();
-  private long duplicates;
+  private final Array duplicates = new Array();
   private int rows;
 
   void add(Row row) {
@@ -37,7 +40,7 @@ final class CommitUnit {
     switch (kind) {
       case DetectorOutput.ALERT -> alerts.add(row, ALERT_FIELDS);
       case DetectorOutput.MERGED -> merges.add(row, MERGE_FIELDS);
-      case DetectorOutput.DUPLICATE -> duplicates++;
+      case DetectorOutput.DUPLICATE -> duplicates.add(row, DUPLICATE_FIELDS);
       case DetectorOutput.REJECTED, DetectorOutput.LATE -> rejected.add(row, REJECTED_FIELDS);
       default -> throw new IllegalArgumentException("unknown kind of operator row: " + kind);
     }
@@ -47,8 +50,9 @@ final class CommitUnit {
     return rows;
   }
 
-  long duplicates() {
-    return duplicates;
+  /** The JSON text so far, in characters: what a unit holds in memory, whatever its row count. */
+  long chars() {
+    return alerts.chars() + merges.chars() + rejected.chars() + duplicates.chars();
   }
 
   String alertsJson() {
@@ -61,6 +65,10 @@ final class CommitUnit {
 
   String rejectedJson() {
     return rejected.json();
+  }
+
+  String duplicatesJson() {
+    return duplicates.json();
   }
 
   /** One JSON array of objects, written as rows arrive. */
@@ -97,6 +105,15 @@ final class CommitUnit {
       } catch (IOException e) {
         throw new UncheckedIOException(e);
       }
+    }
+
+    long chars() {
+      try {
+        out.flush(); // the generator buffers a few thousand characters of its own
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+      return text.getBuffer().length();
     }
 
     String json() {

@@ -5,50 +5,48 @@ import org.apache.spark.sql.ForeachWriter;
 import org.apache.spark.sql.Row;
 
 /**
- * The detector's sink as a ForeachWriter, the kind Spark's real-time mode runs (it has no foreachBatch):
- * each task commits its partition's rows through {@code detector_commit} (migration 0009), in slices of at
- * most {@code sliceRows} rows so that a backlog batch is not held in memory. A slice's ledger row makes a
- * task that Spark runs again write nothing; the function's writes are idempotent besides.
+ * The detector's sink: each task commits its partition's rows through {@code detector_apply}
+ * (R__detector_sink.sql) in units of at most {@code unitRows} rows and about {@code unitChars} characters of
+ * JSON, so that neither a backlog batch nor large rejected records are held in memory at once.
  *
- * <p>In real-time mode a task runs for the whole checkpoint interval and {@code close} comes only at its
- * end, so {@link #realTime} commits every row as it comes, without ledger rows: a batch run again may emit
- * its rows in another order, and the idempotent writes alone keep the result exact (migration 0011).
+ * <p>A unit carries no identity. Spark may run a task again with the same rows in another order (the shuffle
+ * fetches blocks as they come; real-time mode's pipelined shuffle interleaves partitions), so "unit 0 of
+ * partition 3" would not name the same rows twice. Instead every write is idempotent by content and the
+ * function counts only what it changed: units applied again, whole or in part, in any order, add nothing.
  *
- * <p>The batch's input row count is not known to a partition: Spark's progress brings it (ProgressRecorder
- * in detector/sink.py).
+ * <p>Real-time mode ({@link #realTime}): a task runs for the whole checkpoint interval and {@code close} comes
+ * only at its end, so each row is committed as it comes.
+ *
+ * <p>The batch's input row count is not known to a partition: Spark's progress brings it
+ * (ProgressRecorder in detector/sink.py).
  */
 public final class PostgresForeachWriter extends ForeachWriter<Row> {
   private static final long serialVersionUID = 1L;
   // Set by Spark on every job of a streaming query (StreamExecution.QUERY_ID_KEY): the query's id, which
-  // stays the same across restarts from one checkpoint, as the batch sink's run id does.
+  // stays the same across restarts from one checkpoint.
   private static final String QUERY_ID = "sql.streaming.queryId";
 
   private final PostgresTarget target;
-  private final int sliceRows;
-  private final boolean ledger;
+  private final int unitRows;
+  private final long unitChars;
   private transient String runId;
   private transient long batchId;
-  private transient int partitionId;
-  private transient int slice;
   private transient CommitUnit unit;
 
-  /** Micro-batch mode: slices of at most {@code sliceRows} rows, each recorded in the ledger. */
-  public PostgresForeachWriter(PostgresTarget target, int sliceRows) {
-    this(target, sliceRows, true);
-  }
-
-  private PostgresForeachWriter(PostgresTarget target, int sliceRows, boolean ledger) {
-    if (sliceRows < 1) {
-      throw new IllegalArgumentException("sliceRows must be at least 1, got " + sliceRows);
+  /** Micro-batch mode: units of at most {@code unitRows} rows and about {@code unitChars} characters. */
+  public PostgresForeachWriter(PostgresTarget target, int unitRows, long unitChars) {
+    if (unitRows < 1 || unitChars < 1) {
+      throw new IllegalArgumentException("unitRows and unitChars must be at least 1, got " + unitRows + ", "
+          + unitChars);
     }
     this.target = target;
-    this.sliceRows = sliceRows;
-    this.ledger = ledger;
+    this.unitRows = unitRows;
+    this.unitChars = unitChars;
   }
 
-  /** Real-time mode: each row committed as it arrives, at least once. */
+  /** Real-time mode: each row committed as it arrives. */
   public static PostgresForeachWriter realTime(PostgresTarget target) {
-    return new PostgresForeachWriter(target, 1, false);
+    return new PostgresForeachWriter(target, 1, Long.MAX_VALUE);
   }
 
   @Override
@@ -58,8 +56,6 @@ public final class PostgresForeachWriter extends ForeachWriter<Row> {
       throw new IllegalStateException("PostgresForeachWriter runs in a streaming query only");
     }
     this.batchId = epochId;
-    this.partitionId = Math.toIntExact(partitionId);
-    this.slice = 0;
     this.unit = new CommitUnit();
     return true;
   }
@@ -67,7 +63,7 @@ public final class PostgresForeachWriter extends ForeachWriter<Row> {
   @Override
   public void process(Row row) {
     unit.add(row);
-    if (unit.size() >= sliceRows) {
+    if (unit.size() >= unitRows || unit.chars() >= unitChars) {
       flush();
     }
   }
@@ -81,7 +77,7 @@ public final class PostgresForeachWriter extends ForeachWriter<Row> {
   }
 
   private void flush() {
-    target.commit(runId, batchId, partitionId, ledger ? Integer.valueOf(slice++) : null, unit);
+    target.commit(runId, batchId, unit);
     unit = new CommitUnit();
   }
 }

@@ -4,7 +4,6 @@ import java.io.Serializable;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
-import java.sql.Types;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.Deque;
@@ -20,14 +19,14 @@ import org.slf4j.LoggerFactory;
  * Where the JVM sink commits: a PostgreSQL JDBC URL and its connection properties (credentials included:
  * they come from the detector's environment through detector/sink.py and are never logged). Connections
  * are kept per executor JVM and reused across tasks. A commit that finds PostgreSQL unreachable is retried
- * with backoff for up to {@code retryTimeoutMs}, as the batch sink does: a failed call left nothing behind,
- * and one that did commit is recognised by its ledger row (in real-time mode, its writes are idempotent).
+ * with backoff for up to {@code retryTimeoutMs}: a failed call left nothing behind, and one that did commit
+ * before its answer was lost changes nothing when applied again (its writes are idempotent by content).
  */
 public final class PostgresTarget implements Serializable {
   private static final long serialVersionUID = 1L;
   private static final Logger LOG = LoggerFactory.getLogger(PostgresTarget.class);
-  private static final String COMMIT =
-      "SELECT alerts_new, alerts_updated FROM detector_commit(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb)";
+  private static final String APPLY =
+      "SELECT alerts_new FROM detector_apply(?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb)";
   private static final Map<String, Deque<Connection>> IDLE = new ConcurrentHashMap<>();
 
   private final String url;
@@ -43,44 +42,37 @@ public final class PostgresTarget implements Serializable {
     this.retryTimeoutMs = retryTimeoutMs;
   }
 
-  /** Commits the unit; {@code slice} null commits it without a ledger row (migration 0011). */
-  void commit(String runId, long batchId, int partitionId, Integer slice, CommitUnit unit) {
+  /** Applies the unit's rows (R__detector_sink.sql), in one transaction. */
+  void commit(String runId, long batchId, CommitUnit unit) {
     String alerts = unit.alertsJson();
     String merges = unit.mergesJson();
     String rejected = unit.rejectedJson();
+    String duplicates = unit.duplicatesJson();
     long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(retryTimeoutMs);
     long waitMs = 500;
     for (int attempt = 1; ; attempt++) {
       Connection connection = null;
       try {
         connection = take();
-        try (PreparedStatement call = connection.prepareStatement(COMMIT)) {
+        try (PreparedStatement call = connection.prepareStatement(APPLY)) {
           call.setString(1, runId);
           call.setLong(2, batchId);
-          call.setInt(3, partitionId);
-          if (slice == null) {
-            call.setNull(4, Types.INTEGER);
-          } else {
-            call.setInt(4, slice);
-          }
-          call.setObject(5, OffsetDateTime.now(ZoneOffset.UTC));
-          call.setNull(6, Types.BIGINT);
-          call.setLong(7, unit.duplicates());
-          call.setString(8, alerts);
-          call.setString(9, merges);
-          call.setString(10, rejected);
-          call.executeQuery().close(); // no row: this unit was committed before
+          call.setObject(3, OffsetDateTime.now(ZoneOffset.UTC));
+          call.setString(4, alerts);
+          call.setString(5, merges);
+          call.setString(6, rejected);
+          call.setString(7, duplicates);
+          call.executeQuery().close();
         }
         give(connection);
         return;
       } catch (SQLException e) {
         discard(connection);
         if (!unreachable(e) || System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(waitMs) > deadline) {
-          throw new IllegalStateException("the JVM sink could not commit batch " + batchId + " partition "
-              + partitionId + ": " + e.getMessage(), e);
+          throw new IllegalStateException("the sink could not commit rows of batch " + batchId + ": "
+              + e.getMessage(), e);
         }
-        LOG.warn("event=sink_retry batch_id={} partition={} attempt={} error={}", batchId, partitionId, attempt,
-            e.getMessage());
+        LOG.warn("event=sink_retry batch_id={} attempt={} error={}", batchId, attempt, e.getMessage());
         sleep(waitMs);
         waitMs = Math.min(waitMs * 2, 10_000);
       }

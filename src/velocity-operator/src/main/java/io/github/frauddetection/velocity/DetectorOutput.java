@@ -15,10 +15,13 @@ public class DetectorOutput implements Serializable {
   public static final String REJECTED = "rejected";
   public static final String LATE = "late";
   public static final String DUPLICATE = "duplicate";
+  /** The rule an alert row names: its one definition (the sink stores it, the detector records its runs). */
+  public static final String VELOCITY_RULE = "velocity";
 
   private String kind;
   private String cardId;
   // Alert fields.
+  private String rule;
   private String alertId;
   private Long firstEventTimeMs;
   private Long lastEventTimeMs;
@@ -29,6 +32,7 @@ public class DetectorOutput implements Serializable {
   private Long triggerEventTimeMs;
   private String mergedInto;
   // Record fields.
+  private String transactionId;
   private String topic;
   private Integer kafkaPartition;
   private Long kafkaOffset;
@@ -42,6 +46,8 @@ public class DetectorOutput implements Serializable {
   public void setKind(String v) { kind = v; }
   public String getCardId() { return cardId; }
   public void setCardId(String v) { cardId = v; }
+  public String getRule() { return rule; }
+  public void setRule(String v) { rule = v; }
   public String getAlertId() { return alertId; }
   public void setAlertId(String v) { alertId = v; }
   public Long getFirstEventTimeMs() { return firstEventTimeMs; }
@@ -60,6 +66,8 @@ public class DetectorOutput implements Serializable {
   public void setTriggerEventTimeMs(Long v) { triggerEventTimeMs = v; }
   public String getMergedInto() { return mergedInto; }
   public void setMergedInto(String v) { mergedInto = v; }
+  public String getTransactionId() { return transactionId; }
+  public void setTransactionId(String v) { transactionId = v; }
   public String getTopic() { return topic; }
   public void setTopic(String v) { topic = v; }
   public Integer getKafkaPartition() { return kafkaPartition; }

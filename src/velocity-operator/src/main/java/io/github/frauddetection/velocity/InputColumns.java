@@ -1,6 +1,7 @@
 package io.github.frauddetection.velocity;
 
 import java.io.Serializable;
+import java.util.Iterator;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.types.StructType;
 
@@ -43,6 +44,25 @@ final class InputColumns implements Serializable {
     o.setRawKey(bytes(r, c[8]));
     o.setRawValue(bytes(r, c[9]));
     return o;
+  }
+
+  /**
+   * The rejected records of a batch, one output row each, converted as they are read: the group can hold
+   * a whole backlog of large malformed records, which Spark streams from its sorted shuffle; a list would
+   * hold them all.
+   */
+  Iterator<DetectorOutput> passThrough(Iterator<Row> rows) {
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return rows.hasNext();
+      }
+
+      @Override
+      public DetectorOutput next() {
+        return rejected(rows.next());
+      }
+    };
   }
 
   private static byte[] bytes(Row r, int i) {

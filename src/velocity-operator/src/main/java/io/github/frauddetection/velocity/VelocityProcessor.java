@@ -16,7 +16,6 @@ import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
 import org.apache.spark.sql.streaming.ValueState;
-import org.apache.spark.util.LongAccumulator;
 import scala.collection.Iterator;
 import scala.jdk.javaapi.CollectionConverters;
 
@@ -58,38 +57,34 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
   private final InputColumns c;
   private final int threshold;
   private final long windowMs;
-  private final LongAccumulator inputRows;
   private final StateFormat<S> format;
   private final boolean realTime;
   private transient ValueState<S> card;
   private transient EventPace pace;
 
-  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
-      StateFormat<?> format) {
-    this(columns, threshold, windowMs, inputRows, format, false);
+  VelocityProcessor(InputColumns columns, int threshold, long windowMs, StateFormat<?> format) {
+    this(columns, threshold, windowMs, format, false);
   }
 
   @SuppressWarnings("unchecked")
-  VelocityProcessor(InputColumns columns, int threshold, long windowMs, LongAccumulator inputRows,
-      StateFormat<?> format, boolean realTime) {
+  VelocityProcessor(InputColumns columns, int threshold, long windowMs, StateFormat<?> format,
+      boolean realTime) {
     if (threshold < 1 || windowMs < 1) {
       throw new IllegalArgumentException("threshold and window must be positive");
     }
     this.c = columns;
     this.threshold = threshold;
     this.windowMs = windowMs;
-    this.inputRows = inputRows;
     this.format = (StateFormat<S>) format;
     this.realTime = realTime;
   }
 
   /**
-   * @param inputRows counts every record the operator takes in, as in {@link VelocityOperator#apply}
    * @param stateFormat the checkpoint's ({@link StateFormat})
    * @param realTime for Spark's real-time mode: processing-time timers (see the class comment)
    */
-  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, LongAccumulator inputRows,
-      int stateFormat, boolean realTime) {
+  public static Dataset<Row> apply(Dataset<Row> parsed, int threshold, long windowMs, int stateFormat,
+      boolean realTime) {
     Column[] names = new Column[InputColumns.NAMES.length];
     for (int i = 0; i < names.length; i++) {
       names[i] = functions.col(InputColumns.NAMES[i]);
@@ -101,7 +96,7 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
     return input
         .groupByKey(key, Encoders.STRING())
         .transformWithState(
-            new VelocityProcessor<>(columns, threshold, windowMs, inputRows, StateFormat.of(stateFormat), realTime),
+            new VelocityProcessor<>(columns, threshold, windowMs, StateFormat.of(stateFormat), realTime),
             realTime ? TimeMode.ProcessingTime() : TimeMode.EventTime(),
             OutputMode.Update(),
             Encoders.bean(DetectorOutput.class))
@@ -118,19 +113,14 @@ public final class VelocityProcessor<S> extends StatefulProcessor<String, Row, D
 
   @Override
   public Iterator<DetectorOutput> handleInputRows(String cardId, Iterator<Row> rows, TimerValues timers) {
-    List<DetectorOutput> out = new ArrayList<>();
     if (cardId == null) {
-      while (rows.hasNext()) {
-        out.add(c.rejected(rows.next()));
-      }
-      inputRows.add(out.size());
-      return CollectionConverters.asScala(out.iterator());
+      return CollectionConverters.asScala(c.passThrough(CollectionConverters.asJava(rows)));
     }
+    List<DetectorOutput> out = new ArrayList<>();
     List<Txn> batch = new ArrayList<>();
     while (rows.hasNext()) {
       batch.add(c.txn(rows.next()));
     }
-    inputRows.add(batch.size());
     long watermarkMs = timers.getCurrentWatermarkInMs();
     VelocityWindow window = load(cardId);
     long timer = window.isEmpty() ? NO_TIMER : window.expiresAt();

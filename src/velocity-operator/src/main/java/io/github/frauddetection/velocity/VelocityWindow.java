@@ -24,7 +24,7 @@ import java.util.UUID;
  * and the others are reported as merged into it.
  */
 final class VelocityWindow {
-  static final String RULE = "velocity";
+  static final String RULE = DetectorOutput.VELOCITY_RULE;
 
   private static final Comparator<Entry> ORDER =
       Comparator.comparingLong((Entry e) -> e.eventTime).thenComparing(e -> e.transactionId);
@@ -76,10 +76,15 @@ final class VelocityWindow {
     this.windowMs = windowMs;
   }
 
-  /** The deterministic id of an alert: the same card and raising transaction give the same id. */
-  static String alertId(String cardId, String triggerTransactionId) {
-    byte[] name = (RULE + "\u0000" + cardId + "\u0000" + triggerTransactionId).getBytes(StandardCharsets.UTF_8);
-    return UUID.nameUUIDFromBytes(name).toString();
+  /**
+   * The deterministic id of an alert: the same rule parameters, card and raising transaction give the same id.
+   * The parameters are part of it so that a new checkpoint with another threshold or window, reading the
+   * same transactions again, raises alerts of its own instead of growing those of the old rule.
+   */
+  static String alertId(int threshold, long windowMs, String cardId, String triggerTransactionId) {
+    String name = String.join("\u0000", RULE, Integer.toString(threshold), Long.toString(windowMs), cardId,
+        triggerTransactionId);
+    return UUID.nameUUIDFromBytes(name.getBytes(StandardCharsets.UTF_8)).toString();
   }
 
   boolean isEmpty() {
@@ -195,8 +200,8 @@ final class VelocityWindow {
     AlertInfo alert;
     if (members.isEmpty()) {
       Entry trigger = entries.get(first);
-      alert = new AlertInfo(alertId(cardId, trigger.transactionId), trigger.transactionId, trigger.kafkaTimestamp,
-          trigger.eventTime);
+      alert = new AlertInfo(alertId(threshold, windowMs, cardId, trigger.transactionId), trigger.transactionId,
+          trigger.kafkaTimestamp, trigger.eventTime);
       alerts.add(alert);
     } else {
       alert = members.get(0);
@@ -278,6 +283,7 @@ final class VelocityWindow {
   private DetectorOutput alertRow(AlertInfo a) {
     DetectorOutput o = new DetectorOutput();
     o.setKind(DetectorOutput.ALERT);
+    o.setRule(RULE);
     o.setCardId(cardId);
     o.setAlertId(a.id);
     o.setFirstEventTimeMs(a.first);
@@ -296,6 +302,7 @@ final class VelocityWindow {
     o.setCardId(cardId);
     o.setReason(kind);
     o.setDetail(detail);
+    o.setTransactionId(t.transactionId());
     o.setTopic(t.topic());
     o.setKafkaPartition(t.kafkaPartition());
     o.setKafkaOffset(t.kafkaOffset());

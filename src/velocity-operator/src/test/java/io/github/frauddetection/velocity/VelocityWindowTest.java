@@ -1,6 +1,7 @@
 package io.github.frauddetection.velocity;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -57,6 +58,15 @@ class VelocityWindowTest {
   }
 
   @Test
+  void anAlertIdNamesTheRulesParametersTheCardAndTheRaisingTransaction() {
+    String id = VelocityWindow.alertId(THRESHOLD, WINDOW, "c", "f");
+    assertEquals(id, VelocityWindow.alertId(THRESHOLD, WINDOW, "c", "f"));
+    assertNotEquals(id, VelocityWindow.alertId(THRESHOLD + 1, WINDOW, "c", "f"), "another threshold");
+    assertNotEquals(id, VelocityWindow.alertId(THRESHOLD, WINDOW + 1, "c", "f"), "another window");
+    assertNotEquals(id, VelocityWindow.alertId(THRESHOLD, WINDOW, "c", "g"));
+  }
+
+  @Test
   void sixthTransactionInTenMinutesRaisesOneAlertThatGrows() {
     VelocityWindow w = new VelocityWindow("c", THRESHOLD, WINDOW);
     List<DetectorOutput> first = w.add(List.of(tx("a", 0), tx("b", 1), tx("c", 2), tx("d", 3), tx("e", 4)), 0);
@@ -67,7 +77,7 @@ class VelocityWindowTest {
     assertEquals(6, alert.getTxnCount());
     assertEquals("f", alert.getTriggerTransactionId());
     assertEquals(BASE + 5 * MINUTE, alert.getTriggerEventTimeMs(), "the raising transaction's event time");
-    assertEquals(VelocityWindow.alertId("c", "f"), alert.getAlertId());
+    assertEquals(VelocityWindow.alertId(THRESHOLD, WINDOW, "c", "f"), alert.getAlertId());
     List<DetectorOutput> third = w.add(List.of(tx("g", 6)), 0);
     assertEquals(alert.getAlertId(), third.get(0).getAlertId(), "the burst keeps its alert id");
     assertEquals(BASE + 5 * MINUTE, third.get(0).getTriggerEventTimeMs(), "and its raising transaction");
@@ -192,7 +202,7 @@ class VelocityWindowTest {
       assertEquals(1, loaded.get("d").size());
       VelocityWindow copy = loaded.get("c");
       List<DetectorOutput> out = copy.add(List.of(tx("g", 6)), 0);
-      assertEquals(VelocityWindow.alertId("c", "f"), out.get(0).getAlertId(), "format " + version);
+      assertEquals(VelocityWindow.alertId(THRESHOLD, WINDOW, "c", "f"), out.get(0).getAlertId(), "format " + version);
       assertEquals(BASE + 5 * MINUTE, out.get(0).getTriggerEventTimeMs());
       assertEquals(7, out.get(0).getTxnCount());
       StateFormat<Object> format = (StateFormat<Object>) StateFormat.of(version);
