@@ -50,10 +50,15 @@ def spark_source_options(kafka: KafkaSettings) -> dict[str, str]:
     if kafka.sasl_username and kafka.sasl_password:
         module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if kafka.sasl_mechanism == "PLAIN"
                   else "org.apache.kafka.common.security.scram.ScramLoginModule")
-        user = kafka.sasl_username.replace('"', '\\"')
-        secret = kafka.sasl_password.get_secret_value().replace('"', '\\"')
-        options["kafka.sasl.jaas.config"] = f'{module} required username="{user}" password="{secret}";'
+        user, secret = jaas_quoted(kafka.sasl_username), jaas_quoted(kafka.sasl_password.get_secret_value())
+        options["kafka.sasl.jaas.config"] = f"{module} required username={user} password={secret};"
     return options
+
+
+def jaas_quoted(value: str) -> str:
+    """``value`` as a quoted JAAS option value: Kafka's JaasConfig reads it with Java's StreamTokenizer, which
+    takes a backslash as an escape, so backslashes are doubled before quotes are escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def check_topic(kafka: KafkaSettings, topic: str | None = None, timeout_s: float = 15.0) -> int:

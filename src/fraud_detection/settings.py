@@ -47,6 +47,15 @@ class KafkaSettings(Group):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
 
+    @field_validator("sasl_password")
+    @classmethod
+    def _no_leading_space(cls, password: SecretStr | None) -> SecretStr | None:
+        # Seen against a real broker: librdkafka (every Python client here) drops a leading space of
+        # sasl.password, so the login fails though the broker and Spark's Java client take the password whole.
+        if password is not None and password.get_secret_value()[:1].isspace():
+            raise ValueError("begins with whitespace, which librdkafka drops: choose a password that does not")
+        return password
+
 
 class RuleSettings(Group):
     """The velocity rule, shared by the detector and the generator (which sizes attacks and decoys by it)."""

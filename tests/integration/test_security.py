@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import READER_ROLE, LocalPostgres
 from tests.integration import detector_runs as runs
 from tests.integration.conftest import CACHE_DIR
@@ -57,6 +58,35 @@ def test_no_credential_appears_in_any_command_output(kafka, topic, database_url,
     text = "\n".join(outputs)
     assert "event=detector_stopped" in text and "event=migrate_done" in text, "the commands did run"
     assert DB_SECRET not in text and KAFKA_SECRET not in text
+
+
+@pytest.mark.timeout(420)
+def test_a_sasl_password_of_every_printable_character_reaches_the_broker_unaltered(database_url, tmp_path):
+    """SCRAM against a real broker with a password holding every printable ASCII character (quotes and
+    backslashes included; the space last, since librdkafka drops a leading one and settings refuse it): the
+    Python clients (librdkafka) and the detector's Spark source (a JAAS line) both authenticate, and the
+    detector raises the alerts of what it read."""
+    password = "".join(map(chr, range(0x21, 0x7F))) + " "
+    broker = LocalKafka(tmp_path / "kafka", CACHE_DIR, port=free_port(), sasl_port=free_port(), heap="512m").start()
+    try:
+        broker.add_scram_user("fraud-app", password)
+        broker.create_topic("sasl", partitions=2)
+        burst = [runs.Event("c", f"t{i}", runs.base_ms() + i * 1000, 100) for i in range(7)]
+        runs.produce_events(broker.bootstrap_servers, "sasl", burst)
+        env = {**os.environ, "FRAUD_KAFKA__BOOTSTRAP_SERVERS": broker.sasl_bootstrap_servers,
+               "FRAUD_KAFKA__TOPIC": "sasl", "FRAUD_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+               "FRAUD_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512", "FRAUD_KAFKA__SASL_USERNAME": "fraud-app",
+               "FRAUD_KAFKA__SASL_PASSWORD": password, "FRAUD_DATABASE_URL": database_url,
+               "FRAUD_LOCAL__CACHE_DIR": str(CACHE_DIR), "FRAUD_DETECTOR__CHECKPOINT_DIR": str(tmp_path / "cp"),
+               "FRAUD_DETECTOR__KAFKA_RETRY_TIMEOUT": "10"}  # a refused login fails in seconds, not minutes
+        wrong = {**env, "FRAUD_KAFKA__SASL_PASSWORD": password.replace("\\", "")}
+        assert subprocess.run([*runs.CLI, "check", "--kafka"], env=wrong, capture_output=True).returncode == 1
+        for argv in (["check", "--kafka"], ["detect", "--until-drained"]):
+            result = subprocess.run([*runs.CLI, *argv], env=env, capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, (argv, result.stderr[-3000:])
+        assert runs.live_alerts(database_url) == runs.oracle_alerts(burst)
+    finally:
+        broker.stop()
 
 
 # SQL text must be a constant: string literals, their concatenation, or a module constant. Where a value

@@ -91,14 +91,19 @@ def test_detector_and_rule_settings_are_validated(monkeypatch):
         load_settings()
 
 
-def test_sasl_credentials_reach_spark_as_a_jaas_line():
-    """Spark's Kafka source gets the same SASL settings as the Python clients."""
+def test_sasl_credentials_reach_spark_as_a_jaas_line_with_quotes_and_backslashes_escaped():
+    """Spark's Kafka source gets the same SASL settings as the Python clients; JAAS reads \\ and \\" as escapes."""
     settings = load_settings(kafka={"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                                    "sasl_username": "u", "sasl_password": "p\"w"})
+                                    "sasl_username": "u", "sasl_password": 'p"w\\'})
     options = spark_source_options(settings.kafka)
     assert options["kafka.security.protocol"] == "SASL_SSL"
     assert options["kafka.sasl.jaas.config"] == (
-        'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p\\"w";')
+        'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p\\"w\\\\";')
+
+
+def test_a_sasl_password_with_a_leading_space_is_refused_saying_why():
+    with pytest.raises(SettingsError, match="FRAUD_KAFKA__SASL_PASSWORD: .*begins with whitespace, which librdkafka"):
+        load_settings(kafka={"sasl_password": " secret"})
 
 
 def test_live_view_shows_totals_and_newest_alerts():

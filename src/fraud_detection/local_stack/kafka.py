@@ -84,11 +84,13 @@ class LocalKafka:
     """Start with ``with LocalKafka(...) as kafka:``; ``kafka.bootstrap_servers`` is then reachable."""
 
     def __init__(self, data_dir: Path, cache_dir: Path, port: int = 9092, controller_port: int | None = None,
-                 heap: str = "1g", host: str = "127.0.0.1") -> None:
+                 heap: str = "1g", host: str = "127.0.0.1", sasl_port: int | None = None) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.cache_dir = Path(cache_dir).absolute()
         self.host = host  # the client listener's address; the controller's stays on loopback
         self.port = port
+        # A second client listener with SASL/SCRAM, as managed brokers (MSK) have; users: add_scram_user.
+        self.sasl_port = sasl_port
         self.controller_port = controller_port or free_port()
         self.heap = heap
         self._process: subprocess.Popen | None = None
@@ -98,19 +100,34 @@ class LocalKafka:
         return f"{self.host}:{self.port}"
 
     @property
+    def sasl_bootstrap_servers(self) -> str:
+        if self.sasl_port is None:
+            raise LocalStackError("this broker has no SASL listener: give LocalKafka a sasl_port")
+        return f"{self.host}:{self.sasl_port}"
+
+    @property
     def log_file(self) -> Path:
         return self.data_dir / "logs" / "broker.log"
 
     def _write_config(self) -> Path:
         config = self.data_dir / "server.properties"
+        clients = [f"PLAINTEXT://{self.host}:{self.port}"]
+        sasl = []
+        if self.sasl_port is not None:
+            clients.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
+            sasl = ["sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512", "inter.broker.listener.name=PLAINTEXT",
+                    *(f"listener.name.sasl_plaintext.{m}.sasl.jaas.config="
+                      "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                      for m in ("scram-sha-256", "scram-sha-512"))]
         config.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            f"listeners={','.join(clients)},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners={','.join(clients)}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            *sasl,
             f"log.dirs={self.data_dir / 'log-dirs'}",
             "num.partitions=1",
             "auto.create.topics.enable=false",
@@ -183,6 +200,21 @@ class LocalKafka:
 
     def create_topic(self, name: str, partitions: int) -> None:
         create_topic({"bootstrap.servers": self.bootstrap_servers}, name, partitions)
+
+    def add_scram_user(self, name: str, password: str, mechanism: str = "SCRAM-SHA-512") -> None:
+        """A user of the SASL listener (stored in the cluster's metadata), set over the plaintext one."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        info = ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], 4096)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        upsert = UserScramCredentialUpsertion(name, info, password.encode())
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(timeout=30)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM for a clean shutdown, SIGKILL if it does not end in time."""
