@@ -22,7 +22,7 @@ K3S          := bash k8s/k3s/cluster.sh
 export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run stack test test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak bench-realtime spark-rt operator \
+.PHONY: help venv run stack test test-oldest-python test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak bench-realtime spark-rt operator \
         bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
 
 help: ## Show this help
@@ -46,9 +46,23 @@ stack: venv ## Kafka, PostgreSQL and the detector without the generator, for rep
 grafana: venv ## A local Grafana on http://127.0.0.1:3000 with the dashboards, over make run's database (needs grafana on PATH)
 	$(BIN)/fraud-detection grafana
 
-test: venv spark-rt lint test-operator ## Run all tests but the cluster's: lint, operator (JUnit), unit, integration (real Kafka, Spark, PostgreSQL), chart
+test: venv spark-rt lint test-operator ## Run all tests but the cluster's: lint, operator (JUnit), unit (also on Python 3.10), integration (real Kafka, Spark, PostgreSQL), chart
 	bash k8s/tools.sh --dir $(TOOLS) helm actionlint
+	$(MAKE) --no-print-directory test-oldest-python
 	$(BIN)/pytest -m "not e2e"
+
+# The oldest Python the package claims (pyproject's requires-python: the detector image's 3.10). Found on PATH or
+# in pyenv; without one `make test` says so and goes on, unless REQUIRE_OLDEST_PYTHON=1 (.ci/run sets it).
+OLDEST_PYTHON ?= $(firstword $(shell command -v python3.10) $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10))
+OLDEST_VENV := .cache/py310/venv
+test-oldest-python: ## The unit tests on the oldest Python the package claims (3.10), in .cache/py310
+	@if [ -z "$(OLDEST_PYTHON)" ]; then \
+	  echo "test-oldest-python: no python3.10 on PATH or in pyenv: the unit tests did not run on 3.10 (set OLDEST_PYTHON)"; \
+	  [ "$(REQUIRE_OLDEST_PYTHON)" != 1 ]; exit; fi
+	test -x $(OLDEST_VENV)/bin/python || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
+	[ $(OLDEST_VENV)/.installed -nt pyproject.toml ] || { $(OLDEST_VENV)/bin/pip install --quiet --upgrade pip \
+	  && $(OLDEST_VENV)/bin/pip install --quiet -e '.[detector,test]' && touch $(OLDEST_VENV)/.installed; }
+	$(OLDEST_VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
 lint: venv ## Lint the Python code (ruff: pyflakes, pycodestyle, bugbear, bandit, imports; rules in pyproject.toml)
 	$(BIN)/ruff check src tests

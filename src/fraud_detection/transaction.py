@@ -15,6 +15,8 @@ from importlib import resources
 from json.encoder import encode_basestring_ascii as _quote
 from typing import NamedTuple
 
+from fraud_detection.iso_time import parse_iso
+
 SCHEMA: dict = json.loads(resources.files(__package__).joinpath("transaction.schema.json").read_text())
 FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"])
 CHANNELS: tuple[str, ...] = tuple(SCHEMA["properties"]["channel"]["enum"])
@@ -81,7 +83,7 @@ def _second_prefix(epoch_seconds: int) -> str:
 
 def parse_event_time(text: str) -> int:
     """Epoch milliseconds of an ``event_time`` string (UTC, as formatted above)."""
-    return (datetime.fromisoformat(text) - _EPOCH) // _MILLISECOND
+    return (parse_iso(text) - _EPOCH) // _MILLISECOND
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

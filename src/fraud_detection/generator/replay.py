@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fraud_detection.iso_time import parse_iso
 from fraud_detection.transaction import CHANNELS, MAX_AMOUNT, Transaction
 
 TRUE_LABELS = frozenset({"1", "true", "t", "yes", "y", "fraud"})
@@ -84,13 +85,13 @@ def time_parser(time_format: str):
     if time_format == "epoch_ms":
         return lambda cell: int(cell)
     if time_format == "iso":
-        return lambda cell: from_datetime(datetime.fromisoformat(cell))
+        return lambda cell: from_datetime(parse_iso(cell))
     if time_format == "auto":
         def auto(cell: str) -> int:
             try:
                 return epoch(cell)
             except ValueError:
-                return from_datetime(datetime.fromisoformat(cell))
+                return from_datetime(parse_iso(cell))
         return auto
     if "%" in time_format:
         return lambda cell: from_datetime(datetime.strptime(cell, time_format))

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
+
+from fraud_detection.iso_time import parse_iso
 
 # charts/fraud-detection/dashboards/fraud-detection.json; a unit test holds the two to each other.
 DASHBOARD_UID = "fraud-detection"
@@ -127,14 +128,12 @@ def webhook_headers(alert: Alert, secret: bytes, timestamp: int) -> dict[str, st
 
 
 def instant(text: str) -> datetime | None:
-    """PostgreSQL's JSON timestamps (any count of fraction digits, ``Z`` or an offset) on Python 3.10 too."""
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d:\d\d)?", text)
-    if match is None:
+    """PostgreSQL's JSON timestamps (any count of fraction digits, ``Z`` or an offset), in UTC; None if not one."""
+    try:
+        moment = parse_iso(text)
+    except ValueError:
         return None
-    base, fraction, zone = match.groups()
-    zone = "+00:00" if zone in (None, "Z") else zone
-    moment = datetime.fromisoformat(f"{base}.{(fraction or '').ljust(6, '0')}{zone}")
-    return moment.astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def _epoch_ms(moment: datetime) -> int:
