@@ -22,6 +22,10 @@ FIELDS: tuple[str, ...] = tuple(SCHEMA["properties"])
 CHANNELS: tuple[str, ...] = tuple(SCHEMA["properties"]["channel"]["enum"])
 SCHEMA_VERSION: int = SCHEMA["properties"]["schema_version"]["const"]
 MAX_AMOUNT: float = SCHEMA["properties"]["amount"]["maximum"]
+# The ids that become state keys and alert columns: one limit, the schema's, which the detector's parser
+# enforces (RecordParser's maxIdLength, passed from here).
+ID_FIELDS = ("transaction_id", "card_id")
+MAX_ID_LENGTH: int = SCHEMA["properties"]["transaction_id"]["maxLength"]
 
 
 class Transaction(NamedTuple):

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fraud_detection.transaction import CHANNELS, FIELDS, SCHEMA, Transaction, format_event_time, parse_event_time
+from fraud_detection.transaction import (
+    CHANNELS,
+    FIELDS,
+    ID_FIELDS,
+    MAX_ID_LENGTH,
+    SCHEMA,
+    Transaction,
+    format_event_time,
+    parse_event_time,
+)
 
 # Exact decimals, as the schema's "multipleOf": 0.01 needs (with floats 0.07 / 0.01 != 7).
 EXACT_SCHEMA = json.loads(json.dumps(SCHEMA), parse_float=Decimal)
@@ -68,3 +77,8 @@ def test_schema_rejects_bad_records(bad):
 def test_event_time_round_trip(ms):
     """Formatting and parsing event times is exact to the millisecond, before 1970 too."""
     assert parse_event_time(format_event_time(ms)) == ms
+
+
+def test_the_ids_the_parser_checks_have_one_length_limit_the_schemas():
+    """The schema states each id's maxLength; the parser gets one limit (MAX_ID_LENGTH): they must agree."""
+    assert {SCHEMA["properties"][name]["maxLength"] for name in ID_FIELDS} == {MAX_ID_LENGTH}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fraud_detection.transaction import FIELDS, MAX_AMOUNT, SCHEMA_VERSION
+from fraud_detection.transaction import FIELDS, MAX_AMOUNT, MAX_ID_LENGTH, SCHEMA_VERSION
 
 
 def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) -> DataFrame:
@@ -23,8 +23,8 @@ def parse_records(kafka: DataFrame, max_record_bytes: int, max_future_s: int) ->
 
     session = kafka.sparkSession
     velocity = session._jvm.io.github.frauddetection.velocity  # noqa: SLF001 (py4j gateway)
-    parser = velocity.RecordParser(list(FIELDS), SCHEMA_VERSION, float(MAX_AMOUNT), max_record_bytes,
-                                   max_future_s * 1000)
+    parser = velocity.RecordParser(list(FIELDS), SCHEMA_VERSION, float(MAX_AMOUNT), MAX_ID_LENGTH,
+                                   max_record_bytes, max_future_s * 1000)
     parsed = ClassicDataFrame(velocity.ParseStep.apply(kafka._jdf, parser), session)  # noqa: SLF001 (py4j)
     return parsed.withColumn("event_time", F.timestamp_millis("event_time_ms"))
 

@@ -49,7 +49,6 @@ public final class RecordParser implements Serializable {
     BAD_AMOUNT, BAD_EVENT_TIME, FUTURE_EVENT_TIME, UNSUPPORTED_SCHEMA_VERSION
   };
 
-  static final int MAX_ID_LENGTH = 128;
   static final int MAX_DETAIL = 500;
   // Thread-safe and costly to build: one per JVM. NaN and Infinity are read as numbers, to be named as such.
   private static final JsonFactory JSON =
@@ -78,14 +77,16 @@ public final class RecordParser implements Serializable {
   private final int schemaVersion;
   private final long expectedSchemaVersion;
   private final double maxAmount;
+  private final int maxIdLength;
   private final int maxRecordBytes;
   private final long maxFutureMs;
 
   /**
    * @param fields the schema's fields, all required (transaction.schema.json, passed in by Python)
+   * @param maxIdLength the schema's maxLength of the ids, in characters
    */
-  public RecordParser(
-      List<String> fields, long schemaVersion, double maxAmount, int maxRecordBytes, long maxFutureMs) {
+  public RecordParser(List<String> fields, long schemaVersion, double maxAmount, int maxIdLength,
+      int maxRecordBytes, long maxFutureMs) {
     this.fields = fields.toArray(new String[0]);
     for (int i = 0; i < this.fields.length; i++) {
       index.put(this.fields[i], i);
@@ -97,6 +98,7 @@ public final class RecordParser implements Serializable {
     this.schemaVersion = required("schema_version");
     this.expectedSchemaVersion = schemaVersion;
     this.maxAmount = maxAmount;
+    this.maxIdLength = maxIdLength;
     this.maxRecordBytes = maxRecordBytes;
     this.maxFutureMs = maxFutureMs;
   }
@@ -225,10 +227,11 @@ public final class RecordParser implements Serializable {
     return String.join(",", names);
   }
 
-  /** Ids become state keys and PostgreSQL text: 1 to 128 characters, no control characters, not JSON containers. */
-  static boolean badId(String id) {
+  /** Ids become state keys and PostgreSQL text: 1 to maxIdLength characters, no control characters, not JSON
+   * containers. */
+  boolean badId(String id) {
     int length = id.codePointCount(0, id.length());
-    if (length == 0 || length > MAX_ID_LENGTH || id.charAt(0) == '{' || id.charAt(0) == '[') {
+    if (length == 0 || length > maxIdLength || id.charAt(0) == '{' || id.charAt(0) == '[') {
       return true;
     }
     for (int i = 0; i < id.length(); i++) {

@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
 class RecordParserTest {
   static final List<String> FIELDS = List.of("transaction_id", "card_id", "amount", "currency", "merchant_id",
       "merchant_category", "country", "channel", "event_time", "schema_version");
-  static final RecordParser PARSER = new RecordParser(FIELDS, 1, 1_000_000, 4096, 86_400_000);
+  static final RecordParser PARSER = new RecordParser(FIELDS, 1, 1_000_000, 64, 4096, 86_400_000);
   static final String TIME = "2026-11-28T14:07:00.123Z";
   static final long TIME_MS = 1_795_874_820_123L;
   static final long NOW_MS = TIME_MS + 1000;
@@ -127,9 +127,9 @@ class RecordParserTest {
     assertRejected(RecordParser.BAD_ID, "card_id", record("card_id", "\"\""));
     assertRejected(RecordParser.BAD_ID, "card_id", record("card_id", "\"ca\\u0000rd\""));
     assertRejected(RecordParser.BAD_ID, "card_id", record("card_id", "\"c\\u0085\""));
-    assertRejected(RecordParser.BAD_ID, "card_id", record("card_id", "\"" + "x".repeat(129) + "\""));
-    assertEquals(128, parse(record("card_id", "\"" + "\uD83D\uDCB3".repeat(128) + "\"")).cardId().codePointCount(
-        0, 256), "128 characters, counted as code points, are allowed");
+    assertRejected(RecordParser.BAD_ID, "card_id", record("card_id", "\"" + "x".repeat(65) + "\""));
+    assertEquals(64, parse(record("card_id", "\"" + "\uD83D\uDCB3".repeat(64) + "\"")).cardId().codePointCount(
+        0, 128), "64 characters, counted as code points, are allowed");
     assertRejected(RecordParser.BAD_ID, "transaction_id,card_id",
         record("channel", "\"pos\",\"transaction_id\":\"\",\"card_id\":\"\""));
   }
@@ -210,7 +210,7 @@ class RecordParserTest {
 
   @Test
   void theSchemaMustNameTheCheckedFields() {
-    assertThrows(IllegalArgumentException.class, () -> new RecordParser(List.of("card_id"), 1, 1, 1, 1));
+    assertThrows(IllegalArgumentException.class, () -> new RecordParser(List.of("card_id"), 1, 1, 64, 1, 1));
   }
 
   @Test
