@@ -86,7 +86,7 @@ class DetectorSettings(Group):
     # A backlog (a first start, an outage) is read in batches of at most this many records, so each commits its
     # offsets, state and alerts in seconds instead of all at the end. Memory does not depend on it: the sink
     # streams each partition's rows in bounded units (detector/sink.py).
-    max_offsets_per_trigger: int = Field(500_000, ge=0, description="cap on records per micro-batch; 0 = none")
+    max_offsets_per_trigger: int = Field(1_000_000, ge=0, description="cap on records per micro-batch; 0 = none")
     shuffle_partitions: int = Field(2, ge=1, le=10_000,
                                     description="state partitions; frozen once a checkpoint exists")
     state_buckets: int = Field(1 << 20, ge=1, le=1 << 28,
