@@ -38,9 +38,14 @@ install() {  # release namespace version name chart [helm args...]: NAME_CHART a
     [[ ${1:-} == --repo ]] && shift 2  # the registry's, not needed for a local copy
   fi
   [[ -n ${!values:-} ]] && chart+=(--values "${!values}")
-  # Already deployed at this version: skip, so skaffold's pre-deploy hook stays quick on every redeploy.
-  if "$HELM" list ${helm_context[@]+"${helm_context[@]}"} -n "$namespace" --filter "^$release\$" --deployed \
-      -o json 2>/dev/null | grep -q -- "-$version\""; then
+  # Already deployed at this version since the app's namespace was made: skip, so skaffold's pre-deploy hook
+  # stays quick on every redeploy. (Strimzi and the Spark Operator put RoleBindings into the namespace they
+  # watch: a namespace deleted and made again has lost them, and the release must be installed again.)
+  local deployed
+  deployed=$("$HELM" list ${helm_context[@]+"${helm_context[@]}"} -n "$namespace" --filter "^$release\$" --deployed \
+    -o json 2>/dev/null | grep -o -- "\"updated\":\"[^\"]*\",\"status\":\"deployed\",\"chart\":\"[^\"]*-$version\"" \
+    | sed -E 's/"updated":"([^."]*)[^" ]* ([+-][0-9]{4})[^"]*".*/\1 \2/') || :
+  if [[ -n $deployed ]] && (($(date -d "$deployed" +%s) >= $(date -d "$namespace_created" +%s))); then
     echo "==> $release $version: up to date"
     return
   fi
@@ -50,6 +55,8 @@ install() {  # release namespace version name chart [helm args...]: NAME_CHART a
 }
 
 kubectl ${kubectl_context[@]+"${kubectl_context[@]}"} apply -f "$here/namespace.yaml"
+namespace_created=$(kubectl ${kubectl_context[@]+"${kubectl_context[@]}"} get namespace "$NAMESPACE" \
+  -o jsonpath='{.metadata.creationTimestamp}')
 
 install strimzi strimzi "$STRIMZI_VERSION" STRIMZI oci://quay.io/strimzi-helm/strimzi-kafka-operator \
   --set "watchNamespaces={$NAMESPACE}"

@@ -94,8 +94,7 @@ install() {
   done
   bash "$ROOT/k8s/tools.sh" --dir "$ROOT/.cache/tools/bin" helm
   PATH=$ROOT/.cache/tools/bin:$ROOT/.venv/bin:$PATH KUBECONFIG=$KUBECONFIG_FILE \
-    STRIMZI_CHART=$(operator_source strimzi/strimzi-kafka-operator "$STRIMZI_VERSION")/packaging/helm-charts/helm3/strimzi-kafka-operator \
-    STRIMZI_VALUES=$VALUES/strimzi.yaml \
+    STRIMZI_CHART=$STRIMZI_CHART_DIR STRIMZI_VALUES=$VALUES/strimzi.yaml \
     SPARK_OPERATOR_CHART=$(operator_source "$SPARK_OPERATOR_REPO" "$SPARK_OPERATOR_TAG")/charts/spark-operator-chart \
     SPARK_OPERATOR_VALUES=$VALUES/spark-operator.yaml \
     CNPG_CHART=$CNPG_CHART_DIR CNPG_VALUES=$VALUES/cnpg.yaml \

@@ -97,3 +97,23 @@ def test_executors_get_the_memory_overhead_for_rocksdb_on_either_runner():
     assert app["memoryOverhead"] == "900m"
     driver = one(render(values=VALUES_FILES["k3s"], sets=sets), "Deployment", "-detector-driver")
     assert "spark.executor.memoryOverhead=900m" in driver["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_the_spark_pods_request_the_cpu_the_values_say_on_either_runner(name):
+    """Spark requests a whole CPU per `cores` unless told otherwise: on a small node (a 2-core k3s, a laptop's
+    kind) the executor then never schedules. Both runners pass requestCores to Spark (seen on k3s's operators)."""
+    docs = render_named(name)
+    detector = yaml.safe_load((CHART / "values.yaml").read_text())["detector"]
+    for path in VALUES_FILES[name]:
+        detector = {**detector, **{k: ({**detector[k], **v} if isinstance(v, dict) else v)
+                                   for k, v in (yaml.safe_load(path.read_text()).get("detector") or {}).items()}}
+    if detector["runner"] == "sparkApplication":
+        spec = one(docs, "SparkApplication")["spec"]
+        requested = (spec["driver"]["coreRequest"], spec["executor"]["coreRequest"])
+    else:
+        args = one(docs, "Deployment", "-detector-driver")["spec"]["template"]["spec"]["containers"][0]["args"]
+        requested = (one(docs, "Deployment", "-detector-driver")["spec"]["template"]["spec"]["containers"][0]
+                     ["resources"]["requests"]["cpu"],
+                     next(a.split("=", 1)[1] for a in args if a.startswith("spark.kubernetes.executor.request.cores=")))
+    assert requested == (str(detector["driver"]["requestCores"]), str(detector["executor"]["requestCores"]))

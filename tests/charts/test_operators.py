@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,6 +22,10 @@ PUBLISHED_FORM = {"STRIMZI_VERSION": SEMVER, "SPARK_OPERATOR_VERSION": SEMVER, "
                   "CNPG_VERSION": SEMVER, "GRAFANA_OPERATOR_VERSION": SEMVER, "TRAEFIK_CHART_VERSION": SEMVER}
 STUB = """#!/usr/bin/env bash
 { printf '%s\\037' "$(basename "$0")" "$@"; printf '\\n'; } >> "$CALLS"
+case "$(basename "$0") $*" in
+  "helm list"*) printf '%s' "${HELM_LIST:-}" ;;
+  "kubectl"*"get namespace"*) printf '%s' "${NAMESPACE_CREATED:-}" ;;
+esac
 """
 
 
@@ -100,3 +105,21 @@ def test_traefik_can_replace_its_pod_on_the_one_ingress_node():
     strategy = values.get("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}})
     assert strategy["type"] == "Recreate" or (
         strategy["rollingUpdate"]["maxSurge"] == 0 and strategy["rollingUpdate"]["maxUnavailable"] >= 1)
+
+
+def _deployed(updated: str) -> str:
+    """`helm list -o json` of one deployed release of each pinned chart, all last updated at ``updated``."""
+    pins = dict(re.findall(r"^([A-Z_]+_VERSION)=(\S+)", VERSIONS.read_text(), re.M))
+    charts = [f"chart-{pins[key]}" for key in ("STRIMZI_VERSION", "SPARK_OPERATOR_VERSION", "CNPG_CHART_VERSION",
+                                               "GRAFANA_OPERATOR_VERSION")]
+    return json.dumps([{"name": "r", "updated": f"{updated}.123456 +0000 UTC", "status": "deployed", "chart": c}
+                       for c in charts], separators=(",", ":"))
+
+
+@pytest.mark.parametrize(("updated", "installs"), [("2026-12-07 22:00:00", 4), ("2026-12-07 23:30:00", 0)])
+def test_releases_deployed_before_the_namespace_was_made_are_installed_again(tmp_path, updated, installs):
+    """Strimzi's and the Spark Operator's charts put RoleBindings into the namespace they watch: after the
+    namespace is deleted and made again they are gone, and a release deployed before it must be installed again
+    (seen on k3s: neither operator could see the app's resources). One deployed since is left alone."""
+    calls = run_against_stubs(tmp_path, HELM_LIST=_deployed(updated), NAMESPACE_CREATED="2026-12-07T23:00:00Z")
+    assert len([call for call in calls if call[:2] == ["helm", "upgrade"]]) == installs

@@ -320,3 +320,22 @@ def test_pods_run_as_non_root(name):
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] is True, (component, container["name"])
             assert context["capabilities"]["drop"] == ["ALL"], (component, container["name"])
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_a_single_kafka_node_keeps_its_topics_when_its_pod_is_replaced(name):
+    """One node on ephemeral storage loses every topic and the detector's place in them when its pod goes (a
+    rolling update, a deleted pod: seen on k3s's Strimzi, which warns of it). One node needs a volume."""
+    docs = render_named(name)
+    pools = [d for d in docs if d["kind"] == "KafkaNodePool"]
+    for pool in pools:
+        if pool["spec"]["replicas"] == 1:
+            assert pool["spec"]["storage"]["type"] != "ephemeral", name
+
+
+def test_topics_carry_no_finalizer_that_could_outlive_their_operator():
+    """`helm uninstall` deletes the KafkaTopics and the entity operator together; a finalizer left by a topic
+    operator already gone kept the topics, and so the namespace, forever (seen on k3s)."""
+    kafka = one(render_named("default"), "Kafka")["spec"]["entityOperator"]
+    env = {e["name"]: e["value"] for e in kafka["template"]["topicOperatorContainer"]["env"]}
+    assert env["STRIMZI_USE_FINALIZERS"] == "false"

@@ -33,6 +33,7 @@ STRIMZI_POM_MODULES=(api crd-annotations crd-generator config-model config-model
 # Dependencies of kafka-thirdparty-libs/4.3.x that Maven Central does not serve (checked 2026-12).
 STRIMZI_UNSERVED_THIRDPARTY=kafka-oauth-common,kafka-oauth-server,kafka-oauth-server-plain,kafka-oauth-client,kafka-oauth-keycloak-authorizer,cruise-control-metrics-reporter,server-metrics-reporter,kafka-quotas-plugin
 STRIMZI_WORK=$CACHE/operators/strimzi
+STRIMZI_CHART_DIR=$STRIMZI_WORK/chart/strimzi-kafka-operator
 
 build_strimzi() {
   local src started
@@ -53,7 +54,20 @@ build_strimzi() {
   strimzi_image "$STRIMZI_OPERATOR_IMAGE" "$STRIMZI_WORK/operator-image"
   strimzi_image "$STRIMZI_KAFKA_IMAGE" "$STRIMZI_WORK/kafka-image" \
     --build-arg "KAFKA_VERSION=$STRIMZI_KAFKA_VERSION"
+  strimzi_chart "$src"
   log "strimzi: done in $(seconds_since "$started") s"
+}
+
+# The chart as Strimzi releases it: the tag's Chart.yaml holds placeholder versions (0.1.1, app 0.1.0) that its
+# release packages over (`helm package --version --app-version`); a copy gets the release's, so that
+# k8s/operators.sh sees the pinned version deployed.
+strimzi_chart() {  # source-dir
+  [[ -e $STRIMZI_CHART_DIR/.fraud-complete ]] && return 0
+  rm -rf "$STRIMZI_CHART_DIR" && mkdir -p "$(dirname "$STRIMZI_CHART_DIR")"
+  cp -a "$1/packaging/helm-charts/helm3/strimzi-kafka-operator" "$STRIMZI_CHART_DIR"
+  sed -i -E "s/^version: .*/version: $STRIMZI_VERSION/; s/^appVersion: .*/appVersion: \"$STRIMZI_VERSION\"/" \
+    "$STRIMZI_CHART_DIR/Chart.yaml"
+  touch "$STRIMZI_CHART_DIR/.fraud-complete"
 }
 
 # The Maven arguments of every build, nested ones included (config-model-generator's script runs `mvn $MVN_ARGS`
