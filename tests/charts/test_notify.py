@@ -35,7 +35,8 @@ def test_destinations_come_from_optional_secret_keys_and_the_settings_load(monke
     assert set(refs) == {"FRAUD_NOTIFY__SLACK_WEBHOOK_URL", "FRAUD_NOTIFY__WEBHOOK_URL", "FRAUD_NOTIFY__WEBHOOK_SECRET"}
     assert all(r["name"] == "hooks" and r["optional"] is True for r in refs.values())
     stand_ins = {"webhookUrl": "https://hooks.example/fraud", "webhookSecret": "s" * 32,
-                 "slackWebhookUrl": "https://hooks.slack.example/T/B/x", "uri": "postgresql://u:p@db/fraud"}
+                 "slackWebhookUrl": "https://hooks.slack.example/T/B/x", "uri": "postgresql://u:p@db/fraud",
+                     "password": "a-scram-password"}
     for name, value in env_values(container, lambda _secret, key: stand_ins[key]).items():
         monkeypatch.setenv(name, value)
     notify = load_settings().notify

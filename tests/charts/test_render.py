@@ -23,8 +23,8 @@ from tests.charts.rendering import (
 )
 
 EXPECTED_KINDS = {
-    "default": {"Kafka", "KafkaNodePool", "KafkaTopic", "Cluster", "SparkApplication", "Deployment", "Grafana",
-                "GrafanaDatasource", "GrafanaDashboard", "NetworkPolicy", "Secret", "ServiceAccount", "Role",
+    "default": {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "SparkApplication", "Deployment",
+                "Grafana", "GrafanaDatasource", "GrafanaDashboard", "NetworkPolicy", "Secret", "ServiceAccount", "Role",
                 "RoleBinding", "PersistentVolumeClaim", "Pod", "CronJob"},
     # MSK and RDS instead of Strimzi and CNPG; S3 checkpoints instead of a PVC.
     "aws": {"SparkApplication", "Deployment", "Grafana", "GrafanaDatasource", "GrafanaDashboard", "Secret",

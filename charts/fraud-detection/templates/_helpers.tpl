@@ -118,7 +118,17 @@ topic everywhere except the helm test that points `check --kafka` (which checks 
 - name: FRAUD_KAFKA__SASL_MECHANISM
   value: {{ . | quote }}
 {{- end }}
+{{- else if eq $k.authentication "scram-sha-512" }}
+- name: FRAUD_KAFKA__SECURITY_PROTOCOL
+  value: SASL_PLAINTEXT
+- name: FRAUD_KAFKA__SASL_MECHANISM
+  value: SCRAM-SHA-512
 {{- end }}
+{{- end }}
+
+{{/* The KafkaUser of one of the app's Kafka clients (kafka-users.yaml): include "fd.kafkaUser" (list . component). */}}
+{{- define "fd.kafkaUser" -}}
+{{- printf "%s-%s" (include "fd.fullname" (index . 0)) (index . 1) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* Plain (non-secret) settings every app container gets, as name/value pairs. */}}
@@ -132,9 +142,20 @@ topic everywhere except the helm test that points `check --kafka` (which checks 
   value: {{ .Values.logLevel | quote }}
 {{- end }}
 
-{{/* Secret-backed settings as env entries with secretKeyRef: include "fd.secretEnv" (list . withDatabase) */}}
+{{/* Secret-backed settings as env entries with secretKeyRef: include "fd.secretEnv" (list . withDatabase kafkaClient);
+kafkaClient names the component whose KafkaUser logs in to the release's Kafka ("" for none). */}}
 {{- define "fd.secretEnv" -}}
 {{- $root := index . 0 }}
+{{- $client := index . 2 }}
+{{- if and $client $root.Values.kafka.enabled (eq $root.Values.kafka.authentication "scram-sha-512") }}
+- name: FRAUD_KAFKA__SASL_USERNAME
+  value: {{ include "fd.kafkaUser" (list $root $client) | quote }}
+- name: FRAUD_KAFKA__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "fd.kafkaUser" (list $root $client) }}
+      key: password
+{{- end }}
 {{- if index . 1 }}
 - name: FRAUD_DATABASE_URL
   valueFrom:
@@ -197,7 +218,7 @@ component that needs them: include "fd.migrateContainer" (list . image) */}}
   command: [fraud-detection, db, migrate]
   env:
     {{- include "fd.commonEnv" $root | nindent 4 }}
-    {{- include "fd.secretEnv" (list $root true) | trim | nindent 4 }}
+    {{- include "fd.secretEnv" (list $root true "") | trim | nindent 4 }}
   securityContext:
     {{- include "fd.containerSecurity" $root | nindent 4 }}
   resources:
@@ -220,7 +241,7 @@ seccompProfile:
 {{- define "fd.detectorEnv" -}}
 {{- $d := .Values.detector }}
 {{- include "fd.commonEnv" . }}
-{{ include "fd.secretEnv" (list . true) | trim }}
+{{ include "fd.secretEnv" (list . true "detector") | trim }}
 - name: FRAUD_DETECTOR__STARTING_OFFSETS
   value: {{ $d.startingOffsets | quote }}
 - name: FRAUD_DETECTOR__TRIGGER_INTERVAL

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # The first Spark whose real-time mode runs transformWithState (and so the detector).
 REALTIME_SPARK = (4, 3)
 
+# The Kafka source's consumer groups begin with this (Spark adds a unique rest); it never commits offsets there.
+KAFKA_GROUP_PREFIX = "fraud-detection-detector-"
+
 # What calls into a stopping or stopped JVM raise: py4j's errors, Spark's, or the refused socket itself.
 _JVM_GONE = (Py4JError, PySparkException, ConnectionError)
 
@@ -60,6 +63,8 @@ def detector_stream(spark: SparkSession, settings: Settings, state_format: int =
         spark.readStream.format("kafka")
         .options(**spark_source_options(settings.kafka))
         .option("subscribe", settings.kafka.topic)
+        # A name an ACL can grant (the chart's detector KafkaUser) instead of Spark's spark-kafka-source-.
+        .option("groupIdPrefix", KAFKA_GROUP_PREFIX)
         .option("startingOffsets", d.starting_offsets)
         .option("failOnDataLoss", str(d.fail_on_data_loss).lower())
         # Ride out a broker restart: offsets are fetched again every 2 s for up to kafka_retry_timeout.
