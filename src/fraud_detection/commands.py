@@ -80,12 +80,13 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     delivery = publisher.close()
     progress.done()
     episodes = episodes_from_labels(parsed.fraud_swipes(), settings.rule.window_ms)
+    lost = 0
     if recorder is not None:
         recorder.record(episodes)
-        recorder.close()
+        lost = recorder.close(timeout_s=60)
     log.info("event=replay_done file=%s rows=%d sent=%d bad_rows=%d delivered=%d failed=%d labelled_episodes=%d",
              args.file, len(parsed.rows), sent, len(parsed.bad), delivery.delivered, delivery.failed, len(episodes))
-    return 0 if delivery.failed == 0 and delivery.undelivered == 0 and sent == len(parsed.rows) else 1
+    return 0 if delivery.failed == 0 and delivery.undelivered == 0 and sent == len(parsed.rows) and not lost else 1
 
 
 def _write_rejects(path: Path, bad) -> None:

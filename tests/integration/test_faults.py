@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from fraud_detection.ground_truth import Episode
 from fraud_detection.local_stack.kafka import LocalKafka, free_port
 from fraud_detection.local_stack.postgres import LocalPostgres
 from fraud_detection.rules.velocity import Event
@@ -36,6 +37,35 @@ def detector_env(bootstrap: str, topic: str, database_url: str, tmp_path, **extr
 def stop_detector(detector: subprocess.Popen, log_path) -> None:
     detector.send_signal(signal.SIGTERM)
     assert detector.wait(90) == 0, log_path.read_text()[-3000:]
+
+
+@pytest.mark.timeout(180)
+def test_ground_truth_waits_out_a_postgres_outage_and_is_written_once(pg_dir, caplog):
+    """The generator's recorder keeps the episodes a stopped database cannot take, without raising (the generator
+    goes on sending), and writes each exactly once when the database is back; what close cannot write is logged
+    as lost, by count."""
+    server = LocalPostgres(pg_dir).start()
+    url = server.create_database("truth")
+    schema.migrate(url)
+    now = [0.0]
+    recorder = postgres.GroundTruthRecorder(url, "outage-test", clock=lambda: now[0])
+    episodes = [Episode(f"card-{i}", "attack", 1_000 * i, 1_000 * i + 500, 6) for i in range(4)]
+    assert recorder.record(episodes[:1]) == 1
+    server.stop()
+    assert recorder.record(episodes[1:2]) == 0 and recorder.pending == 1
+    assert "event=ground_truth_deferred" in caplog.text
+    server = LocalPostgres(pg_dir).start()
+    assert server.create_database("truth") == url, "the same server address after the restart"
+    assert recorder.record(episodes[2:3]) == 0 and recorder.pending == 2, "no retry before RETRY_EVERY_S"
+    now[0] += recorder.RETRY_EVERY_S
+    assert recorder.record(episodes[:1]) == 3 and recorder.pending == 0  # the first again: written once
+    with postgres.connection(url) as conn:
+        rows = postgres.fetch_all(conn, "SELECT card_id FROM injected_attacks WHERE source = 'outage-test'")
+    assert sorted(r[0] for r in rows) == ["card-0", "card-1", "card-2"]
+    server.stop()
+    recorder.record(episodes[3:])
+    assert recorder.close(timeout_s=0) == 1
+    assert "event=ground_truth_lost episodes=1 source=outage-test" in caplog.text
 
 
 @pytest.mark.timeout(420)
