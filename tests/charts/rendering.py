@@ -22,7 +22,8 @@ TOOLS = ROOT / ".cache" / "tools" / "bin"
 KUBERNETES_VERSION = "1.34.0"
 # The values files users install with; tests render each.
 VALUES_FILES = {"default": [], "kind": [CHART / "values-kind.yaml"], "aws": [CHART / "values-aws.yaml"],
-               "k3s": [CHART / "values-k3s.yaml"]}
+               "k3s": [CHART / "values-k3s.yaml"],
+               "k3s-operators": [CHART / "values-kind.yaml", CHART / "values-k3s-operators.yaml"]}
 
 
 def tool(name: str) -> str:
