@@ -45,6 +45,8 @@ if containerd_alive && [[ -x $BIN/crictl ]]; then
 fi
 stop_pid containerd "$(cat "$RUN/containerd.pid" 2>/dev/null)" 30
 rm -f "$RUN/containerd.pid"
+stop_pid registry "$(cat "$RUN/registry.pid" 2>/dev/null)" 10
+rm -f "$RUN/registry.pid"
 
 # Whatever outlived containerd (a crash, a kill -9), by PID: containers' first processes (init.pid in the state
 # folder), anything still in the kubelet's cgroups, and the shims (below).

@@ -3,6 +3,8 @@
 # cluster's containerd as docker.io/library/fraud-detection-{generator,detector}:TAG (pods name them
 # fraud-detection-*:TAG with imagePullPolicy IfNotPresent or Never).
 #   k8s/k3s/images.sh [TAG]          TAG defaults to dev
+#   k8s/k3s/images.sh --skaffold     skaffold's custom builder (skaffold.yaml, profile k3s): builds $IMAGE, the
+#                                    role named by its last path part, and pushes it when $PUSH_IMAGE is true
 # FRAUD_K3S_BASES=standin (default) builds FROM local stand-ins for the official base images, which cannot be
 # pulled here: Debian-package images made by bases/*.Containerfile, passed as the Dockerfiles' base-image build
 # arguments. They are for local clusters only and never pushed. FRAUD_K3S_BASES=official keeps the Dockerfiles'
@@ -12,6 +14,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_root
+if [[ ${1:-} == --skaffold ]]; then
+  [[ -n ${IMAGE:-} ]] || die "--skaffold: IMAGE is unset (skaffold's custom builder sets it)"
+  role=${IMAGE##*/fraud-detection-}
+  role=${role%%[:@]*}
+  [[ $role == generator || $role == detector ]] || die "--skaffold: $IMAGE is neither image of images/"
+fi
 TAG=${1:-dev}
 BASES=${FRAUD_K3S_BASES:-standin}
 DEBIAN_IMAGE=localhost/fraud-k3s/debian:$DEBIAN_SUITE-minbase
@@ -74,12 +82,9 @@ if [[ $BASES == standin ]]; then
   base_args[detector]="MAVEN_IMAGE=localhost/fraud-k3s/maven-standin:local SPARK_IMAGE=localhost/fraud-k3s/spark-standin:local"
 fi
 
-cluster_up=false
-pid_alive "$(cat "$RUN/containerd.pid" 2>/dev/null)" && cluster_up=true
-for role in generator detector; do
-  image=docker.io/library/fraud-detection-$role:$TAG
+build_image() {  # role image
+  local role=$1 image=$2 t arg build_args=()
   t=$(date +%s)
-  build_args=()
   for arg in ${base_args[$role]}; do build_args+=(--build-arg "$arg"); done
   # --network=host: RUN steps use the host's network as they would under `docker build`, without podman
   # creating a bridge and iptables rules of its own.
@@ -87,6 +92,24 @@ for role in generator detector; do
     >/dev/null
   log "built $image in $(seconds_since "$t") s ($(podman image inspect --format '{{.Size}}' "$image" \
     | awk '{printf "%.0f MB", $1 / 1e6}'))"
+}
+
+if [[ ${1:-} == --skaffold ]]; then
+  build_image "$role" "$IMAGE"
+  if [[ ${PUSH_IMAGE:-false} == true ]]; then
+    [[ $IMAGE == "$REGISTRY"/* ]] || die "skaffold pushes to $REGISTRY only here: run it with --default-repo $REGISTRY"
+    t=$(date +%s)
+    nice_run podman push -q --tls-verify=false "$IMAGE"  # the local registry speaks plain HTTP on loopback
+    log "pushed $IMAGE in $(seconds_since "$t") s"
+  fi
+  exit 0
+fi
+
+cluster_up=false
+pid_alive "$(cat "$RUN/containerd.pid" 2>/dev/null)" && cluster_up=true
+for role in generator detector; do
+  image=docker.io/library/fraud-detection-$role:$TAG
+  build_image "$role" "$image"
   $cluster_up || continue
   import_image "$image"
 done

@@ -25,7 +25,7 @@ SPARK_VERSION=4.0.4
 PY4J_VERSION=0.10.9.9
 # Debian's packages (bookworm: containerd 1.6.20, runc 1.1.5, podman 4.3.1, buildah 1.28.2, plugins 1.1.1).
 APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables ipset conntrack iproute2 podman buildah
-  debootstrap busybox-static gcc libc6-dev libseccomp-dev pkg-config unzip)
+  debootstrap busybox-static gcc libc6-dev libseccomp-dev pkg-config unzip docker-registry curl)
 
 # Cluster addresses (k3s's defaults; only the node's own bridge and pods use them).
 CLUSTER_CIDR=10.42.0.0/16
@@ -49,6 +49,10 @@ K3S_DATA=$LOCAL/data
 CNI_CONF_DIR=$LOCAL/cni/net.d
 CNI_IPAM_DIR=$LOCAL/cni/networks
 CNI_BIN_DIR=/usr/lib/cni  # Debian's containernetworking-plugins
+# A local image registry (Debian's docker-registry) for `skaffold dev -p k3s`: skaffold pushes what it builds,
+# the node's containerd pulls it over plain HTTP. Only this machine reaches it.
+REGISTRY=localhost:5000
+REGISTRY_DATA=$LOCAL/registry
 # Paths outside the repository that k3s, the kubelet, containerd and CNI write; `down` removes the ones that
 # did not exist before `up`.
 HOST_PATHS=(/etc/rancher /var/lib/rancher /var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers

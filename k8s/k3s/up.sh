@@ -74,6 +74,22 @@ CONF
     printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' \
       >"$LOCAL/containerd/certs.d/$registry/hosts.toml"
   done
+  mkdir -p "$LOCAL/containerd/certs.d/$REGISTRY"
+  printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REGISTRY" "$REGISTRY" \
+    >"$LOCAL/containerd/certs.d/$REGISTRY/hosts.toml"
+}
+
+write_registry_config() {
+  mkdir -p "$REGISTRY_DATA/data"
+  cat >"$REGISTRY_DATA/config.yml" <<CONF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $REGISTRY_DATA/data}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:${REGISTRY##*:}
+CONF
 }
 
 # flannel is off: a plain bridge (cni0) with host-local addresses. Pods get routes to the cluster's own ranges
@@ -140,6 +156,10 @@ rm -f "$RUN/k3s.pid"
 start_bg containerd containerd --config "$LOCAL/containerd/config.toml"
 wait_until containerd 30 ctr --address "$CONTAINERD_SOCK" version
 step "containerd up (PID $(cat "$RUN/containerd.pid"))"
+write_registry_config
+start_bg registry docker-registry serve "$REGISTRY_DATA/config.yml"
+wait_until "the registry" 30 curl -fsS "http://$REGISTRY/v2/"
+step "registry on $REGISTRY (PID $(cat "$RUN/registry.pid"))"
 
 # The addon images under the names k3s's manifests use; imported once (containerd's root is kept by down).
 for archive in "$CACHE"/images/*.tar; do

@@ -235,6 +235,15 @@ def test_commands_in_the_chart_parse_with_the_cli():
         build_parser().parse_args(argv)  # exits (SystemExit) on an unknown flag
 
 
+def copied_sources(dockerfile) -> list[str]:
+    """The repository paths a Dockerfile's COPY lines take from the build context."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            sources += line.split()[1:-1]
+    return sources
+
+
 def test_images_match_skaffold():
     """skaffold builds exactly the images the chart runs, from Dockerfiles that exist, and sets their tags."""
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
@@ -258,6 +267,22 @@ def test_images_match_skaffold():
     for profile in config["profiles"]:
         patched = jsonpatch.apply_patch(config, profile["patches"])  # fails on a path that does not exist
         assert (ROOT / patched["deploy"]["helm"]["hooks"]["before"][0]["host"]["command"][1]).is_file()
+        for path in patched["deploy"]["helm"]["releases"][0]["valuesFiles"]:
+            assert (ROOT / path).is_file(), (profile["name"], path)
+        if patched["build"]["local"]["push"]:  # else a rebuild under the same tag would not be pulled again
+            for key, template in patched["deploy"]["helm"]["releases"][0]["setValueTemplates"].items():
+                image = values["images"][key.split(".")[1]]["repository"].replace("-", "_")
+                if key.endswith(".tag"):
+                    assert template == f"{{{{.IMAGE_TAG_{image}}}}}@{{{{.IMAGE_DIGEST_{image}}}}}", profile["name"]
+        for artifact in patched["build"]["artifacts"]:
+            if "docker" in artifact:
+                assert artifact["docker"]["dockerfile"] == artifacts[artifact["image"]], profile["name"]
+                continue
+            # A custom builder (k3s: podman) watches its Dockerfile and everything that Dockerfile copies.
+            dockerfile = artifacts[artifact["image"]]
+            watched = artifact["custom"]["dependencies"]["paths"]
+            for source in [dockerfile, *copied_sources(ROOT / dockerfile)]:
+                assert any(source == w or source.startswith(w + "/") for w in watched), (profile["name"], source)
 
 
 @pytest.mark.parametrize(("sets", "optional"), [
