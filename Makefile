@@ -23,7 +23,7 @@ export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv run stack test test-oldest-python test-shuffled test-operator test-unit test-integration bench-generator bench-replay bench-first-alert bench-notify bench-detector bench-soak bench-realtime spark-rt operator \
-        bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-status k3s-down e2e-k3s clean clean-data
+        bench bench-load lint grafana kafka-jars tools chart-lint kind-up operators images deploy dev e2e kind-down k3s-up k3s-images k3s-operators k3s-deploy k3s-dev k3s-status k3s-down e2e-k3s e2e-k3s-operators clean clean-data
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -171,8 +171,27 @@ k3s-status: ## What runs: the k3s node and its pods
 k3s-down: ## Stop k3s by PID and restore the host (sysctls, iptables, cni0, mounts); keeps .cache/k3s
 	$(K3S) down
 
+k3s-operators: venv ## Build Strimzi, the Spark Operator, CloudNativePG, the Grafana Operator from their tags; install them into k3s (first build ~1 h)
+	bash k8s/k3s/operators.sh install
+
+k3s-deploy: k3s-images ## The chart's default mode on k3s, over the operators (after k3s-up, k3s-operators)
+	bash k8s/tools.sh --dir $(TOOLS) helm
+	KUBECONFIG=.local/k3s/kubeconfig $(HELM) upgrade --install fraud $(CHART) -n $(NAMESPACE) --create-namespace \
+	  -f $(CHART)/values-kind.yaml -f $(CHART)/values-k3s-operators.yaml \
+	  --set images.generator.tag=$(DEV_TAG) --set images.detector.tag=$(DEV_TAG) --wait --timeout 15m
+
+k3s-dev: venv ## skaffold dev on k3s (profile k3s): podman builds pushed to the cluster's registry, the operators hook, the chart; redeploys on every change
+	bash k8s/tools.sh --dir $(TOOLS) helm
+	test -x .cache/k3s/bin/skaffold || bash k8s/k3s/operators.sh build
+	KUBECONFIG=.local/k3s/kubeconfig .cache/k3s/bin/skaffold dev -p k3s --default-repo localhost:5000
+
 e2e-k3s: venv ## The e2e suite on k3s: the whole pipeline over the node's Kafka and PostgreSQL (starts k3s if down, then stops it)
+	bash k8s/tools.sh --dir $(TOOLS) helm
 	FRAUD_E2E_CLUSTER=k3s $(BIN)/pytest tests/e2e -rs --timeout 5400
+
+e2e-k3s-operators: venv ## The e2e suite on k3s in the chart's default mode: over the operators built from their tags
+	bash k8s/tools.sh --dir $(TOOLS) helm
+	FRAUD_E2E_CLUSTER=k3s FRAUD_E2E_MODE=operators $(BIN)/pytest tests/e2e -rs --timeout 7200
 
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

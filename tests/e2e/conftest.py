@@ -1,10 +1,13 @@
 """The cluster for the end-to-end tests: kind where Docker is, k3s (k8s/k3s) where it is not; the same tests.
 
 What differs between them lives here: how the cluster is created, how the images get into it, and where
-Kafka and PostgreSQL come from. On kind the chart runs over the operators (values-kind.yaml); on k3s, whose
-operator images cannot be had here, over this machine's own broker and PostgreSQL on the node's bridge
-address as external services, with a webhook receiver for the notifier (values-k3s.yaml). FRAUD_E2E_CLUSTER
-picks one:
+Kafka and PostgreSQL come from. Two modes, FRAUD_E2E_MODE:
+- `operators` (kind's only mode): the chart's default mode, over Strimzi, the Spark Operator and CloudNativePG
+  (values-kind.yaml). On k3s the operators are built from their pinned tags and installed by
+  `k8s/k3s/operators.sh install`; Grafana itself cannot be had there (values-k3s-operators.yaml).
+- `external` (k3s's default): this machine's own broker and PostgreSQL on the node's bridge address as external
+  services, the detector's driver as a Deployment, a webhook receiver for the notifier (values-k3s.yaml).
+FRAUD_E2E_CLUSTER picks the cluster:
 - `kind`: a new kind cluster (pytest-kind), images built with Docker and loaded with `kind load`. Needs Docker.
 - `k3s`: `bash k8s/k3s/cluster.sh up` (a no-op when it runs already), images built with podman and imported
   with `cluster.sh images`. Needs root.
@@ -44,6 +47,7 @@ RELEASE = "fraud"
 TAG = "e2e"
 IMAGES = {"generator": "fraud-detection-generator", "detector": "fraud-detection-detector"}
 CLUSTER_ENV = "FRAUD_E2E_CLUSTER"
+MODE_ENV = "FRAUD_E2E_MODE"
 K3S_SCRIPT = ROOT / "k8s" / "k3s" / "cluster.sh"
 K3S_KUBECONFIG = ROOT / ".local" / "k3s" / "kubeconfig"
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -110,12 +114,23 @@ def chosen_cluster() -> tuple[str | None, str]:
     return (None, problem) if problem else ("k3s", "")
 
 
+def chosen_mode(kind: str) -> str:
+    """`operators` or `external`: FRAUD_E2E_MODE, else kind's only mode or k3s's default."""
+    wanted = os.environ.get(MODE_ENV, "")
+    if wanted not in ("", "operators", "external"):
+        pytest.fail(f"{MODE_ENV}={wanted!r}: use operators or external, or leave it unset", pytrace=False)
+    if kind == "kind" and wanted == "external":
+        pytest.fail(f"{MODE_ENV}=external runs on k3s only (the node's services on its bridge)", pytrace=False)
+    return wanted or ("operators" if kind == "kind" else "external")
+
+
 class Cluster:
     """kubectl and helm against the e2e cluster's kubeconfig."""
 
     def __init__(self, kubeconfig: Path, kind: str) -> None:
         self.kubeconfig = kubeconfig
         self.kind = kind
+        self.mode = chosen_mode(kind)
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig),
                     "PATH": f"{KUBECTL.parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -136,11 +151,22 @@ class Cluster:
     def sql(self, query: str) -> str:
         """A query in the app database: psql inside the primary CNPG pod, or the node's PostgreSQL on k3s."""
         if self.database_url is None:
-            return self.kubectl("exec", f"{RELEASE}-fraud-detection-pg-1", "-c", "postgres", "--",
+            primary = self.kubectl("get", "pods", "-l", f"cnpg.io/cluster={RELEASE}-fraud-detection-pg,"
+                                   "cnpg.io/instanceRole=primary", "-o", "name", timeout=60).split()
+            if len(primary) != 1:
+                raise AssertionError(f"no single PostgreSQL primary pod: {primary}")
+            return self.kubectl("exec", primary[0], "-c", "postgres", "--",
                                 "psql", "-d", "fraud", "-tAc", query, timeout=60).strip()
         with postgres.connection(self.database_url) as conn:
             rows = postgres.fetch_all(conn, query)
         return "\n".join("|".join("" if v is None else str(v) for v in row) for row in rows)
+
+    def install_operators(self) -> None:
+        """The chart's prerequisites: from their registries on kind, built from their tags on k3s."""
+        if self.kind == "kind":
+            self.run("bash", "k8s/operators.sh", "--ingress", timeout=1800)
+        else:
+            self.run("bash", "k8s/k3s/operators.sh", "install", timeout=7200)
 
     def kubectl_apply(self, manifest: dict, namespace: str = NAMESPACE) -> None:
         """Apply a manifest given on standard input (a Secret's data never shows in a process list)."""
@@ -264,8 +290,8 @@ def node_services(work: Path) -> Iterator[NodeServices]:
 
 @pytest.fixture(scope="session")
 def services(e2e_cluster) -> Iterator[NodeServices | None]:
-    """On k3s: Kafka and PostgreSQL on the node (no operators here); None on kind (the operators run them)."""
-    if e2e_cluster.cluster.kind != "k3s":
+    """External mode: Kafka and PostgreSQL on the k3s node; None in operator mode (the operators run them)."""
+    if e2e_cluster.cluster.mode == "operators":
         yield None
         return
     # pgserver opens its data folder's parents to its own user: kept outside pytest's temp root, which other
@@ -280,9 +306,11 @@ def services(e2e_cluster) -> Iterator[NodeServices | None]:
 
 def install(c: Cluster, images: dict[str, str], services: NodeServices | None, release: str = RELEASE,
             namespace: str = NAMESPACE, extra: tuple[str, ...] = ()) -> None:
-    """The chart with the e2e images: on kind over the operators, on k3s over the node's services."""
+    """The chart with the e2e images: over the operators, or over the node's services (external mode)."""
     if services is None:
         values = ["-f", str(CHART / "values-kind.yaml")]
+        if c.kind == "k3s":
+            values += ["-f", str(CHART / "values-k3s-operators.yaml")]
     else:
         services.create_secrets(c, namespace)
         values = ["-f", str(CHART / "values-k3s.yaml")]
@@ -295,16 +323,19 @@ def install(c: Cluster, images: dict[str, str], services: NodeServices | None, r
 def cluster(e2e_cluster, images, services):
     """The chart running the whole pipeline, with the e2e images: what the pipeline tests run against."""
     c = e2e_cluster.cluster
+    if c.kind == "k3s":
+        # Kafka and PostgreSQL are new on every run: so is the namespace, or a kept checkpoint PVC would hold
+        # another broker's offsets. (The operators' RoleBindings in it go too: their install makes them again.)
+        c.run(str(KUBECTL), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait", "--timeout=5m")
     if services is None:
-        c.run("bash", "k8s/operators.sh", "--ingress", timeout=1800)
+        c.install_operators()
     else:
         c.database_url = services.postgres.url
-        # The node's services are new on every run: so is the namespace, or a kept checkpoint PVC would hold
-        # another broker's offsets.
-        c.run(str(KUBECTL), "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait", "--timeout=5m")
     install(c, images, services)
     yield c
     c.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", timeout=600, check=False)
+    if services is not None:  # the Secrets the tests made for the chart
+        c.kubectl("delete", "secret", K3S_DB_SECRET, K3S_NOTIFY_SECRET, "--ignore-not-found", check=False)
 
 
 def wait_until(what: str, probe, timeout: float, every: float = 1):

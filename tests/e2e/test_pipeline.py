@@ -1,8 +1,9 @@
 """End to end: the chart runs the whole pipeline on a real cluster and detects exactly the injected attacks.
 
-On kind the chart runs on the operators (Strimzi, Spark Operator, CloudNativePG, Grafana Operator); on k3s, where
-their images cannot be had, on the node's own Kafka and PostgreSQL as external services, with the detector's driver
-as a Deployment. The tests set the generator's replicas they need, so they pass in any order.
+In operator mode (kind; k3s with FRAUD_E2E_MODE=operators) the chart runs on the operators (Strimzi, Spark Operator,
+CloudNativePG, and on kind the Grafana Operator); in external mode (k3s) on the node's own Kafka and PostgreSQL as
+external services, with the detector's driver as a Deployment. The tests set the generator's replicas they need, so
+they pass in any order. The fault tests append how long the pipeline stalled to .local/e2e/recovery.txt.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import base64
 import json
 import time
 import urllib.request
+from datetime import UTC, datetime
 
 import pytest
 
+from tests.charts.rendering import ROOT
 from tests.e2e.conftest import NAMESPACE, PROBE, RELEASE, WEBHOOK_SECRET, install, wait_until
 
 GRAFANA_URL = "http://127.0.0.1:8080"  # kind-cluster.yaml maps the ingress controller's port 80 here
 GRAFANA_HOST = "grafana.localtest.me"
 GENERATOR = f"deploy/{RELEASE}-fraud-detection-generator"
 DRIVER_SELECTOR = "app.kubernetes.io/component=detector,spark-role=driver"
+KAFKA_SELECTOR = f"strimzi.io/cluster={RELEASE}-fraud-detection-kafka,strimzi.io/broker-role=true"
+PG_PRIMARY_SELECTOR = f"cnpg.io/cluster={RELEASE}-fraud-detection-pg,cnpg.io/instanceRole=primary"
+RECOVERY_LOG = ROOT / ".local" / "e2e" / "recovery.txt"
 
 
 def wait_for(what: str, probe, timeout: float):
@@ -120,25 +126,68 @@ def test_scaling_the_generator_raises_the_processed_rate(cluster):
     scale_generator(cluster, 1)
 
 
-def test_deleting_the_driver_pod_loses_and_duplicates_no_alert(cluster):
-    """The driver Deployment's replacement resumes from the checkpoint: alerts still equal the ground truth."""
-    if cluster.kind != "k3s":
-        pytest.skip("the SparkApplication (kind) restarts its driver through the Spark Operator; this checks the "
-                    "chart's driver Deployment, which the k3s values use")
+def answers(cluster, query: str) -> str | None:
+    """A query's answer, or None while the database cannot be reached (its pod is being replaced)."""
+    try:
+        return cluster.sql(query)
+    except AssertionError:
+        return None
+
+
+def pod_uids(cluster, selector: str) -> set[str]:
+    """The uids of the ready pods the selector picks (a replacement may keep the name it replaces)."""
+    return set(cluster.kubectl("get", "pods", "-l", selector, "-o", "jsonpath={range .items[?(@.status."
+                               "containerStatuses[0].ready==true)]}{.metadata.uid} {end}").split())
+
+
+def survives_deleting(cluster, what: str, selector: str) -> None:
+    """Delete the pods `selector` picks mid-stream; their replacements come up, the detector commits batches
+    again, and alerts still equal the ground truth. Appends the stall (deletion to the first batch committed
+    after it) to RECOVERY_LOG."""
     scale_generator(cluster, 1)
     alerts = int(cluster.sql("SELECT count(*) FROM alerts"))
     wait_for("a new alert mid-stream", lambda: int(cluster.sql("SELECT count(*) FROM alerts")) > alerts, timeout=600)
-    old = cluster.kubectl("get", "pods", "-l", DRIVER_SELECTOR, "-o", "name").split()
-    cluster.kubectl("delete", "pods", "-l", DRIVER_SELECTOR, "--wait=false")
+    old = pod_uids(cluster, selector)
+    assert old, f"no ready pod matches {selector}"
     deleted_at = cluster.sql("SELECT now()")
-    wait_for("a new driver pod, ready", lambda: (pods := cluster.kubectl(
-        "get", "pods", "-l", DRIVER_SELECTOR, "-o",
-        "jsonpath={range .items[?(@.status.containerStatuses[0].ready==true)]}{.metadata.name} {end}").split())
-        and not set(pods) & {p.removeprefix("pod/") for p in old}, timeout=600)
-    wait_for("an alert from the new driver", lambda: int(cluster.sql(
-        f"SELECT count(*) FROM alerts WHERE detected_at > '{deleted_at}'")), timeout=600)  # noqa: S608 - from now()
+    started = time.monotonic()
+    cluster.kubectl("delete", "pods", "-l", selector, "--wait=false")
+    wait_for(f"a new {what} pod, ready", lambda: (pods := pod_uids(cluster, selector)) and not pods & old,
+             timeout=600)
+    # The queries below are built with deleted_at, which comes from now(), not from input.
+    wait_for("a batch committed after the deletion", lambda: answers(cluster, (
+        "SELECT count(*) FROM pipeline_metrics WHERE component = 'detector' "  # noqa: S608
+        f"AND input_rows > 0 AND recorded_at > '{deleted_at}'")) not in (None, "0"), timeout=900)
+    stalled = time.monotonic() - started
+    wait_for(f"an alert after the {what} came back", lambda: answers(cluster, (
+        f"SELECT count(*) FROM alerts WHERE detected_at > '{deleted_at}'")) not in (None, "0"),  # noqa: S608
+        timeout=900)
     assert_alerts_equal_ground_truth(cluster)
+    RECOVERY_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with RECOVERY_LOG.open("a") as log:
+        log.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M} {cluster.kind}/{cluster.mode}: {what} pod deleted, "
+                  f"first batch after it committed in {stalled:.0f} s\n")
     scale_generator(cluster, 1)
+
+
+def test_deleting_the_driver_pod_loses_and_duplicates_no_alert(cluster):
+    """The driver's replacement (the Spark Operator's resubmission, or the driver Deployment's new pod) resumes from
+    the checkpoint: alerts still equal the ground truth."""
+    survives_deleting(cluster, "detector driver", DRIVER_SELECTOR)
+
+
+def test_deleting_the_kafka_broker_pod_loses_and_duplicates_no_alert(cluster):
+    """Strimzi replaces the broker on its volume; the generator and the detector reconnect and catch up."""
+    if cluster.mode != "operators":
+        pytest.skip("the broker is the node's own in external mode; tests/integration/test_faults.py restarts it")
+    survives_deleting(cluster, "Kafka broker", KAFKA_SELECTOR)
+
+
+def test_deleting_the_postgres_primary_pod_loses_and_duplicates_no_alert(cluster):
+    """CloudNativePG brings the primary back; the detector's sink retries its batch until it commits."""
+    if cluster.mode != "operators":
+        pytest.skip("PostgreSQL is the node's own in external mode; tests/integration/test_faults.py stops it")
+    survives_deleting(cluster, "PostgreSQL primary", PG_PRIMARY_SELECTOR)
 
 
 def test_helm_upgrade_rolls_the_generator(cluster):
@@ -168,12 +217,15 @@ def test_helm_uninstall_leaves_only_the_checkpoint_volume(e2e_cluster, images, s
     if services is not None:  # its own topics, so it stays out of the main release's data
         for topic in ("uninstall-transactions", "uninstall-alerts"):
             services.kafka.create_topic(topic, 1)
-    else:
-        c.run("bash", "k8s/operators.sh", "--ingress", timeout=1800)
-    install(c, images, services, release, namespace, extra=(
-        "--set", "generator.enabled=false", "--set", "notify.enabled=false",
-        "--set", "kafka.topic.name=uninstall-transactions",
-        "--set", "kafka.alertsTopic.name=uninstall-alerts"))
+    extra = ["--set", "generator.enabled=false", "--set", "notify.enabled=false",
+             "--set", "kafka.topic.name=uninstall-transactions", "--set", "kafka.alertsTopic.name=uninstall-alerts"]
+    if services is None:  # beside the main release (the operators watch only its namespace), in what CPU is left
+        c.install_operators()
+        namespace = NAMESPACE
+        for key in ("kafka.resources.requests.cpu", "postgres.resources.requests.cpu",
+                    "detector.driver.requestCores", "detector.executor.requestCores"):
+            extra += ["--set", f"{key}=50m"]
+    install(c, images, services, release, namespace, extra=tuple(extra))
     selector = f"app.kubernetes.io/instance={release}"
     kinds = "deploy,sts,job,pod,svc,cm,secret,sa,role,rolebinding,networkpolicy,pvc"
     assert "pod/" in c.kubectl("get", kinds, "-l", selector, "-o", "name", namespace=namespace)
@@ -182,7 +234,15 @@ def test_helm_uninstall_leaves_only_the_checkpoint_volume(e2e_cluster, images, s
         "get", kinds, "-l", selector, "-o", "name", namespace=namespace).split()) and all(
         n.startswith("persistentvolumeclaim/") for n in names) and names, timeout=300)
     assert left == [f"persistentvolumeclaim/{release}-fraud-detection-detector-checkpoints"]
-    c.kubectl("delete", "namespace", namespace, "--wait=false", namespace="default")
+    # What the operators made for it carries their own labels: its broker and database go with their resources.
+    operands = f"strimzi.io/cluster={release}-fraud-detection-kafka", f"cnpg.io/cluster={release}-fraud-detection-pg"
+    for selector in operands if services is None else ():
+        wait_for(f"no pod or volume left by {selector}", lambda s=selector: not c.kubectl(
+            "get", "pod,pvc", "-l", s, "-o", "name", namespace=namespace).split(), timeout=300)
+    if namespace == NAMESPACE:
+        c.kubectl("delete", *left, "--wait=false")
+    else:
+        c.kubectl("delete", "namespace", namespace, "--wait=false", namespace="default")
 
 
 def test_every_alert_version_reaches_the_webhook_once_signed(cluster, services):
@@ -208,12 +268,16 @@ def test_every_alert_version_reaches_the_webhook_once_signed(cluster, services):
 
 def test_a_pod_without_the_app_labels_is_refused(cluster, images):
     """The NetworkPolicies: once they apply to a new pod (the policy controller needs a few seconds), an unlabelled
-    pod in the namespace cannot reach Kafka (k3s: the node's broker), and a pod with the app's labels can."""
-    bootstrap = json.loads(cluster.helm("get", "values", RELEASE, "-n", NAMESPACE, "--all", "-o", "json"))[
-        "kafka"]["external"]["bootstrapServers"] or f"{RELEASE}-fraud-detection-kafka-kafka-bootstrap:9092"
-    host, port = bootstrap.rsplit(":", 1)
+    pod in the namespace can reach neither Kafka nor PostgreSQL (external mode: the node's), and a pod with the
+    app's labels (a helm test's) reaches both."""
+    values = json.loads(cluster.helm("get", "values", RELEASE, "-n", NAMESPACE, "--all", "-o", "json"))
+    kafka = values["kafka"]["external"]["bootstrapServers"] or f"{RELEASE}-fraud-detection-kafka-kafka-bootstrap:9092"
+    external_pg = values["postgres"]["external"]
+    postgres = (f"{external_pg['host']}:{external_pg['port']}" if not values["postgres"]["enabled"]
+                else f"{RELEASE}-fraud-detection-pg-rw:5432")
     pods = {"probe-unlabelled": "fraud-e2e=probe",
-            "probe-labelled": f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=helm-test"}
+            "probe-labelled": f"app.kubernetes.io/name=fraud-detection,app.kubernetes.io/instance={RELEASE},"
+                              "app.kubernetes.io/component=helm-test"}
     for name, labels in pods.items():
         cluster.kubectl("delete", "pod", name, "--ignore-not-found", "--wait")
         cluster.kubectl("run", name, f"--image={images['generator']}", "--image-pull-policy=Never",
@@ -222,12 +286,14 @@ def test_a_pod_without_the_app_labels_is_refused(cluster, images):
         for name in pods:
             cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s")
 
-        def reach(name: str) -> str:
+        def reach(name: str, address: str) -> str:
+            host, port = address.rsplit(":", 1)
             return cluster.kubectl("exec", name, "--", "python", "-c", PROBE, host, port, timeout=60).strip()
 
-        wait_for("the unlabelled pod to be refused", lambda: reach("probe-unlabelled") in ("refused", "timeout"),
-                 timeout=120)
-        assert reach("probe-labelled") == "open"  # both pods are past the controller's sync now
+        for address in (kafka, postgres):
+            wait_for(f"the unlabelled pod to be refused by {address}",
+                     lambda a=address: reach("probe-unlabelled", a) in ("refused", "timeout"), timeout=120)
+            assert reach("probe-labelled", address) == "open", address  # past the controller's sync now
     finally:
         cluster.kubectl("delete", "pod", *pods, "--wait=false")
 
@@ -235,8 +301,8 @@ def test_a_pod_without_the_app_labels_is_refused(cluster, images):
 def test_grafana_answers_through_the_ingress(cluster):
     """Grafana is healthy behind the ingress, the admin password works and the PostgreSQL datasource is OK."""
     if cluster.kind == "k3s":
-        pytest.skip("Grafana and the Grafana Operator's images cannot be had on this k3s cluster (no registry); "
-                    "values-k3s.yaml disables Grafana")
+        pytest.skip("Grafana's image cannot be had on k3s here (no registry; AGPL, not to be used): both k3s modes "
+                    "leave Grafana out")
     secret = json.loads(cluster.kubectl("get", "secret", f"{RELEASE}-fraud-detection-grafana-admin", "-o", "json"))
     user, password = (base64.b64decode(secret["data"][k]).decode() for k in
                       ("GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"))
