@@ -53,7 +53,9 @@ test: venv spark-rt lint test-operator ## Run all tests but the cluster's: lint,
 
 # The oldest Python the package claims (pyproject's requires-python: the detector image's 3.10). Found on PATH or
 # in pyenv; without one `make test` says so and goes on, unless REQUIRE_OLDEST_PYTHON=1 (.ci/run sets it).
-OLDEST_PYTHON ?= $(firstword $(shell command -v python3.10) $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10))
+# pyenv's shim is on PATH even when 3.10 is not its active version, so a candidate counts only if it runs.
+OLDEST_PYTHON ?= $(firstword $(shell python3.10 -c 'import sys; print(sys.executable)' 2>/dev/null) \
+                             $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10))
 OLDEST_VENV := .cache/py310/venv
 test-oldest-python: ## The unit tests on the oldest Python the package claims (3.10), in .cache/py310
 	@if [ -z "$(OLDEST_PYTHON)" ]; then \
