@@ -171,7 +171,9 @@ step "addon images in containerd: $(ctr_k8s images ls -q | grep -c rancher/)"
 
 rm -f "$KUBECONFIG_FILE"
 # WatchList=false on all four control-plane parts: kine (SQLite) cannot serve watch-list requests, which Spark's
-# pod watches use. conntrack-* 0: kube-proxy leaves the host's conntrack sysctls alone.
+# pod watches use. conntrack-* 0: kube-proxy leaves the host's conntrack sysctls alone. No image garbage
+# collection and eviction only on a nearly full disk: every image here was built and imported, none can be pulled
+# back, and the disk is the host's, shared (kubelet's 85% default once deleted the pause image mid-run).
 start_bg k3s "$BIN/k3s" server \
   --data-dir "$K3S_DATA" \
   --write-kubeconfig "$KUBECONFIG_FILE" --write-kubeconfig-mode 0600 \
@@ -181,6 +183,8 @@ start_bg k3s "$BIN/k3s" server \
   --cluster-cidr "$CLUSTER_CIDR" --service-cidr "$SERVICE_CIDR" --cluster-dns "$CLUSTER_DNS" \
   --flannel-backend none \
   --disable traefik,servicelb,metrics-server --disable-helm-controller \
+  --kubelet-arg image-gc-high-threshold=100 --kubelet-arg image-gc-low-threshold=99 \
+  --kubelet-arg 'eviction-hard=memory.available<100Mi,nodefs.available<2%,imagefs.available<2%' \
   --kube-proxy-arg conntrack-max-per-core=0 \
   --kube-proxy-arg conntrack-tcp-timeout-established=0s \
   --kube-proxy-arg conntrack-tcp-timeout-close-wait=0s \
