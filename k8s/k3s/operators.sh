@@ -19,7 +19,8 @@ done
 
 VALUES=$CACHE/operators/values
 
-build() {
+# Named apart from commands the builders run: a function `install` once shadowed install(1) in strimzi.sh.
+build_operators() {
   need_root
   local started
   started=$(date +%s)
@@ -83,8 +84,8 @@ image:
 YAML
 }
 
-install() {
-  build
+install_operators() {
+  build_operators
   pid_alive "$(cat "$RUN/k3s.pid" 2>/dev/null)" || die "k3s is not running: make k3s-up"
   local started image
   started=$(date +%s)
@@ -104,7 +105,7 @@ install() {
 }
 
 case ${1:-} in
-  build) build ;;
-  install) install ;;
+  build) build_operators ;;
+  install) install_operators ;;
   *) echo "usage: $0 build|install" >&2; exit 2 ;;
 esac

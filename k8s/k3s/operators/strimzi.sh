@@ -103,8 +103,9 @@ strimzi_maven() {
   local src=$1 stamp=$CACHE/stamps/strimzi-maven-$STRIMZI_VERSION want bin t log_file
   bin=$src/docker-images/artifacts/binaries
   strimzi_mvn_args
-  # The stamp holds what the build was made with: another version or other arguments build again.
-  want="$STRIMZI_VERSION ${STRIMZI_MVN[*]}"
+  # The stamp holds what the build was made with: another version or other arguments build again. Paths are
+  # relative to the checkout, so another copy of it (skaffold's e2e test works in one) reuses the build.
+  want="$STRIMZI_VERSION ${STRIMZI_MVN[*]//"$ROOT"/.}"
   if [[ $(cat "$stamp" 2>/dev/null) == "$want" && -s $bin/cluster-operator-$STRIMZI_VERSION-dist.zip \
     && -d $STRIMZI_WORK/thirdparty ]]; then
     return 0
@@ -159,10 +160,11 @@ strimzi_operator_context() {
 
 # /opt/kafka as docker-images/kafka-based/kafka lays it out, assembled in the build context.
 strimzi_kafka_context() {
-  local src=$1 ctx=$STRIMZI_WORK/kafka-image stamp=$CACHE/stamps/strimzi-maven-$STRIMZI_VERSION home libs jmx_version
+  local src=$1 ctx=$STRIMZI_WORK/kafka-image stamp=$CACHE/stamps/strimzi-maven-$STRIMZI_VERSION home libs jmx_version pom
   home=$ctx/opt-kafka libs=$ctx/opt-kafka/libs
-  if [[ ! -e $ctx/.complete || $ctx/.complete -ot $stamp || $ctx/.complete -ot $HERE/operators/strimzi/kafka-libs.pom.xml ]]
-  then
+  # .complete holds the POM's checksum: a changed POM assembles again, a fresh checkout of the same one does not.
+  pom=$(sha256sum <"$HERE/operators/strimzi/kafka-libs.pom.xml")
+  if [[ ! -e $ctx/.complete || $ctx/.complete -ot $stamp || $(cat "$ctx/.complete") != "$pom" ]]; then
     rm -rf "$ctx" && mkdir -p "$libs" "$home/plugins" "$ctx/jmx-exporter" "$STRIMZI_WORK/kafka-libs"
     log "strimzi: Kafka $STRIMZI_KAFKA_VERSION jars from Maven Central"
     # The POM is copied out of the project's tree: Maven may write target/ beside it.
@@ -192,7 +194,7 @@ strimzi_kafka_context() {
       log "strimzi: warning: jmx_prometheus_javaagent $jmx_version is not on Maven Central: the Kafka image has no" \
         "JMX exporter (see $STRIMZI_WORK/logs/jmx-exporter.log)"
     fi
-    touch "$ctx/.complete"
+    echo "$pom" >"$ctx/.complete"
   fi
   cp "$HERE/operators/strimzi/kafka.Containerfile" "$ctx/Containerfile"
   strimzi_ca "$ctx"
