@@ -142,6 +142,14 @@ def test_kafka_helm_test_checks_both_topics():
     assert len(checked) == 2
 
 
+def test_a_stopped_postgres_instance_waits_seconds_not_minutes_for_idle_clients():
+    """CNPG's smart shutdown refuses new connections while idle ones stay (CNPG's default: 180 s, which stalled
+    the detector's sink on k3s): the chart's default is 10 s, and the value reaches the Cluster."""
+    assert one(render_named("default"), "Cluster")["spec"]["smartShutdownTimeout"] == 10
+    cluster = one(render(sets={"postgres.smartShutdownTimeout": "45"}), "Cluster")
+    assert cluster["spec"]["smartShutdownTimeout"] == 45
+
+
 def test_database_secret_is_the_cnpg_app_secret_and_grafana_reads_as_the_read_only_role():
     """The app's database URL comes from <cluster>-app's uri key. Grafana logs in as the managed role
     fraud_reader (the role the migrations grant SELECT to, R__reader_role.sql) from its basic-auth Secret, on
