@@ -185,7 +185,8 @@ def _add_evaluate(sub) -> None:
     evl = sub.add_parser("evaluate", help="detection quality: ground truth vs alerts (recall, precision, delays)",
                          description="Join the ground truth (injected_attacks: generator runs or a replayed CSV's "
                                      "labels) with the live alerts over an event-time range: recall, precision, "
-                                     "detection delay percentiles, missed attacks and false alerts.")
+                                     "detection delay percentiles, missed attacks (each with a reason, judged against "
+                                     "FRAUD_RULE__THRESHOLD and FRAUD_RULE__WINDOW) and false alerts.")
     evl.add_argument("--since", type=_start_time, metavar="TIME",
                      help="first event time to include (epoch seconds or ISO-8601; default: all)")
     evl.add_argument("--until", type=_start_time, metavar="TIME", help="event time to stop before (default: all)")

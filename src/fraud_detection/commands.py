@@ -164,8 +164,10 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     with postgres.connection(settings.require_reader_url()) as conn:
         truth, alerts = reports.evaluation_rows(conn, moment(args.since), moment(args.until), args.source)
+        rejected = reports.rejected_by_card(conn, sorted({row["card_id"] for row in truth}))
     evaluation = quality.evaluate([quality.Truth(**row) for row in truth],
-                                  [quality.AlertRecord(**row) for row in alerts])
+                                  [quality.AlertRecord(**row) for row in alerts],
+                                  settings.rule.threshold, settings.rule.window_ms, rejected)
     print(report.to_json(evaluation) if args.format == "json" else report.to_table(evaluation))
     if args.html:
         args.html.write_text(report.to_html(evaluation), encoding="utf-8")

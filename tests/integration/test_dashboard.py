@@ -179,7 +179,7 @@ def test_quality_panels_agree_with_evaluate(seeded):
             stats[panel["title"]] = result_of(seeded.reader_url, sql)[1][0][0]
     with postgres.connection(seeded.reader_url) as conn:
         truth, alerts = reports.evaluation_rows(conn, *seeded.range)
-    ev = quality.evaluate([quality.Truth(**t) for t in truth], [quality.AlertRecord(**a) for a in alerts])
+    ev = quality.evaluate([quality.Truth(**t) for t in truth], [quality.AlertRecord(**a) for a in alerts], 5, 600_000)
     assert (ev.attacks, ev.detected, len(ev.false_alerts), ev.decoys_alerted) == (3, 2, 2, 1)
     assert stats["Attacks injected"] == ev.attacks
     assert stats["Attacks detected"] == ev.detected

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from fraud_detection.evaluation import report
-from fraud_detection.evaluation.quality import AlertRecord, Truth, evaluate, percentile
+from fraud_detection.evaluation.quality import AlertRecord, Truth, evaluate, explain_miss, percentile
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -34,6 +34,7 @@ CASE = evaluate(
      alert("x3", "c", 21, 22, trigger=21, kafka=21, detected=21.01),  # overlaps c's last minute: caught
      alert("x4", "d", 3, 8),                                       # fired on a decoy: false
      alert("x5", "b", 13, 14)],                                   # same card as b, after it: false
+    threshold=5, window_ms=10 * 60_000, rejected_by_card={"b": 2},
 )
 
 
@@ -61,10 +62,38 @@ def test_delays_come_from_the_first_alert_of_each_attack():
 
 def test_empty_inputs_give_no_ratios_rather_than_errors():
     """Nothing injected and nothing alerted: recall and precision are undefined, not 0 or a crash."""
-    empty = evaluate([], [])
+    empty = evaluate([], [], 5, 600_000)
     assert (empty.recall, empty.precision, empty.delays("event_time")) == (None, None, [])
     assert "n/a" in report.to_table(empty)
     assert "No attacks or alerts" in report.to_html(empty)
+
+
+@pytest.mark.parametrize(("count", "minutes", "rejected", "reason", "detail"), [
+    (5, 2, 3, "too_few_transactions", "5 transactions; the rule needs more than 5"),
+    (9, 10, 0, "spread_wider_than_window", "9 transactions over 10 min: no 10 min window held more than 5"),
+    (9, 60 * 48, 0, "spread_wider_than_window", "over 2.0 d"),
+    (6, 9.99, 1, "rejected_or_late", "1 of the card's records were rejected"),
+    (6, 9.99, 0, "unexplained", "the detector should have alerted"),
+])
+def test_every_miss_has_a_reason(count, minutes, rejected, reason, detail):
+    """The rule's limits come first (too few, too spread), then records the detector never counted; what is
+    left is an engine defect, and says so."""
+    miss = explain_miss(truth("z", "labelled_fraud", 0, minutes, count), 5, 10 * 60_000, rejected)
+    assert (miss.reason, miss.rejected) == (reason, rejected)
+    assert detail in miss.detail
+
+
+def test_missed_attacks_are_explained_in_every_report():
+    """b (6 swipes in 2 minutes, 2 of its records rejected) is missed for the rejected records."""
+    [miss] = CASE.misses
+    assert (miss.attack.card_id, miss.reason) == ("b", "rejected_or_late")
+    data = json.loads(report.to_json(CASE))
+    assert data["missed_by_reason"] == {"too_few_transactions": 0, "spread_wider_than_window": 0,
+                                        "rejected_or_late": 1, "unexplained": 0}
+    [row] = data["missed_attacks"]
+    assert (row["reason"], row["rejected_records"]) == ("rejected_or_late", 2)
+    assert "spread_wider_than_window 0, rejected_or_late 1" in report.to_table(CASE)
+    assert "rejected_or_late" in report.to_html(CASE)
 
 
 @pytest.mark.parametrize(("q", "expected"), [(0.0, 1.0), (0.5, 2.5), (0.9, 3.7), (1.0, 4.0)])

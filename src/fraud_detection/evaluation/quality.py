@@ -4,13 +4,17 @@ An attack (or labelled fraud episode) is detected when a live alert of the same 
 span: the rule of the ``episode_outcomes`` view (migration 0004) that `storage/reports.py` and the dashboard
 read. An alert that overlaps no attack is a false alert; if it overlaps a decoy (a near-threshold legitimate
 burst) the rule itself erred.
+
+Every missed attack gets a reason (`explain_miss`): what the rule cannot catch is told apart from what the
+engine should have caught.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fraud_detection.ground_truth import ATTACK_KINDS
 
@@ -74,6 +78,43 @@ class FalseAlert:
     decoy: Truth | None  # the legitimate near-threshold burst it fired on, if one was injected there
 
 
+# Why an attack was missed, in the order they are tried: the first two are the rule's limits, the third is
+# data the detector never counted, the last is what an exact engine cannot explain (a defect to report).
+MISS_REASONS = ("too_few_transactions", "spread_wider_than_window", "rejected_or_late", "unexplained")
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    attack: Truth
+    reason: str
+    detail: str
+    rejected: int  # the card's records the detector rejected (malformed or late), found by Kafka key
+
+
+def explain_miss(attack: Truth, threshold: int, window_ms: int, rejected: int = 0) -> Miss:
+    """Why the velocity rule (more than ``threshold`` in ``window_ms``) raised nothing over a missed attack;
+    ``rejected`` counts the card's records the detector rejected (malformed or late)."""
+    span = attack.last_event_time - attack.first_event_time
+    window = timedelta(milliseconds=window_ms)
+    if attack.txn_count <= threshold:
+        return Miss(attack, "too_few_transactions",
+                    f"{attack.txn_count} transactions; the rule needs more than {threshold}", rejected)
+    if span >= window:
+        return Miss(attack, "spread_wider_than_window",
+                    f"{attack.txn_count} transactions over {_duration(span)}: no {_duration(window)} window "
+                    f"held more than {threshold} of the card's transactions", rejected)
+    if rejected:
+        return Miss(attack, "rejected_or_late",
+                    f"{rejected} of the card's records were rejected (malformed or late)", rejected)
+    return Miss(attack, "unexplained", f"{attack.txn_count} transactions within {_duration(span)} and nothing "
+                                       "rejected: the detector should have alerted", rejected)
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{round(seconds / 60, 1):g} min" if seconds < 86_400 else f"{seconds / 86_400:.1f} d"
+
+
 @dataclass
 class Evaluation:
     detections: list[Detection] = field(default_factory=list)
@@ -81,6 +122,7 @@ class Evaluation:
     alerts: int = 0
     decoys: int = 0
     decoys_alerted: int = 0
+    misses: list[Miss] = field(default_factory=list)  # the missed attacks, each with its reason
 
     @property
     def attacks(self) -> int:
@@ -108,8 +150,11 @@ class Evaluation:
         return sorted(v for v in values if v is not None)
 
 
-def evaluate(truth: list[Truth], alerts: list[AlertRecord]) -> Evaluation:
-    """Match every attack to its earliest overlapping alert; every alert to an attack, or it is false."""
+def evaluate(truth: list[Truth], alerts: list[AlertRecord], threshold: int, window_ms: int,
+             rejected_by_card: Mapping[str, int] | None = None) -> Evaluation:
+    """Match every attack to its earliest overlapping alert; every alert to an attack, or it is false. Each
+    missed attack is explained against the rule's ``threshold`` and ``window_ms`` and the card's rejected
+    records (``rejected_by_card``)."""
     by_card: dict[str, list[AlertRecord]] = {}
     for alert in sorted(alerts, key=lambda a: (a.detected_at, a.alert_id)):
         by_card.setdefault(alert.card_id, []).append(alert)
@@ -123,6 +168,8 @@ def evaluate(truth: list[Truth], alerts: list[AlertRecord]) -> Evaluation:
         if not any(overlaps(alert, t) for t in attacks if t.card_id == alert.card_id):
             decoy = next((t for t in decoys if overlaps(alert, t)), None)
             result.false_alerts.append(FalseAlert(alert, decoy))
+    rejected = rejected_by_card or {}
+    result.misses = [explain_miss(t, threshold, window_ms, rejected.get(t.card_id, 0)) for t in result.missed]
     result.decoys_alerted = sum(1 for d in decoys if any(overlaps(a, d) for a in by_card.get(d.card_id, [])))
     return result
 

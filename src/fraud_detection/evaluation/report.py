@@ -6,7 +6,7 @@ import html
 import json
 from datetime import datetime
 
-from fraud_detection.evaluation.quality import Evaluation, percentile
+from fraud_detection.evaluation.quality import MISS_REASONS, Evaluation, percentile
 
 PERCENTILES = (0.5, 0.9, 0.99)
 
@@ -23,9 +23,12 @@ def summary(ev: Evaluation) -> dict:
         "alerts": ev.alerts, "false_alerts": len(ev.false_alerts), "precision": ev.precision,
         "decoys": ev.decoys, "decoys_alerted": ev.decoys_alerted,
         "event_time_delay_s": delays("event_time"), "processing_delay_s": delays("processing"),
+        "missed_by_reason": {reason: sum(1 for m in ev.misses if m.reason == reason) for reason in MISS_REASONS},
         "missed_attacks": [
-            {"source": t.source, "card_id": t.card_id, "kind": t.kind, "first_event_time": _iso(t.first_event_time),
-             "last_event_time": _iso(t.last_event_time), "txn_count": t.txn_count} for t in ev.missed],
+            {"source": m.attack.source, "card_id": m.attack.card_id, "kind": m.attack.kind,
+             "first_event_time": _iso(m.attack.first_event_time), "last_event_time": _iso(m.attack.last_event_time),
+             "txn_count": m.attack.txn_count, "reason": m.reason, "detail": m.detail, "rejected_records": m.rejected}
+            for m in ev.misses],
         "false_alerts_list": [
             {"alert_id": f.alert.alert_id, "card_id": f.alert.card_id,
              "first_event_time": _iso(f.alert.first_event_time), "last_event_time": _iso(f.alert.last_event_time),
@@ -43,6 +46,7 @@ def to_table(ev: Evaluation, limit: int = 20) -> str:
         f"attacks {s['attacks']:,}   detected {s['detected']:,}   recall {_pct(s['recall'])}",
         f"alerts {s['alerts']:,}   false alerts {s['false_alerts']:,}   precision {_pct(s['precision'])}",
         f"decoys {s['decoys']:,}   decoys alerted {s['decoys_alerted']:,}",
+        "missed by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in s["missed_by_reason"].items()),
         "",
         f"{'detection delay':<34} {'n':>6} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}",
     ]
@@ -52,7 +56,8 @@ def to_table(ev: Evaluation, limit: int = 20) -> str:
         figures = " ".join(f"{_sec(d[k]):>9}" for k in ("p50", "p90", "p99", "max"))
         lines.append(f"{label:<34} {d['count']:>6} {figures}")
     for title, rows, columns in (
-        ("missed attacks", s["missed_attacks"], ("card_id", "kind", "first_event_time", "txn_count", "source")),
+        ("missed attacks", s["missed_attacks"],
+         ("card_id", "kind", "first_event_time", "txn_count", "reason", "source")),
         ("false alerts", s["false_alerts_list"], ("card_id", "first_event_time", "txn_count", "decoy")),
     ):
         lines += ["", f"{title}: {len(rows)}" + (f" (first {limit})" if len(rows) > limit else "")]

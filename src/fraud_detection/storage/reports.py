@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from psycopg2 import Binary
 from psycopg2.extras import RealDictCursor
 
 
@@ -156,6 +157,17 @@ def evaluation_rows(conn, since: datetime | None = None, until: datetime | None 
         )
         alerts = cur.fetchall()
     return truth, alerts
+
+
+def rejected_by_card(conn, card_ids: list[str]) -> dict[str, int]:
+    """How many records of each card the detector rejected (any reason, late included), found by Kafka key."""
+    if not card_ids:
+        return {}
+    keys = {card_id.encode(): card_id for card_id in card_ids}
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT raw_key, count(*) FROM rejected_transactions WHERE raw_key = ANY(%s) GROUP BY raw_key",
+                    ([Binary(key) for key in keys],))
+        return {keys[bytes(raw_key)]: count for raw_key, count in cur.fetchall()}
 
 
 def _like_prefix(prefix: str | None) -> str:

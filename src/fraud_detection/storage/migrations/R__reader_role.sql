@@ -25,7 +25,9 @@ REVOKE ALL ON ALL TABLES IN SCHEMA public FROM fraud_reader;
 GRANT USAGE ON SCHEMA public TO fraud_reader;
 GRANT SELECT ON alerts, alert_outcomes, episode_outcomes, injected_attacks, pipeline_metrics, detector_runs,
     alert_outbox, alert_status_history TO fraud_reader;
-GRANT SELECT (topic, kafka_partition, kafka_offset, reason, detail, kafka_timestamp, rejected_at)
+-- raw_key is the card id the record was keyed by (alerts show card ids too): `evaluate` counts a missed
+-- attack's rejected records by it.
+GRANT SELECT (topic, kafka_partition, kafka_offset, reason, detail, raw_key, kafka_timestamp, rejected_at)
     ON rejected_transactions TO fraud_reader;
 GRANT SELECT (destination, alert_id, version, status, attempts, first_attempt_at, updated_at)
     ON notification_deliveries TO fraud_reader;
