@@ -249,7 +249,8 @@ def test_every_alert_version_reaches_the_webhook_once_signed(cluster, services):
     """detector -> outbox -> relay -> alerts topic -> notify -> a webhook on the node: each published alert version
     arrives, signed with the shared secret, and none twice."""
     if services is None:
-        pytest.skip("needs a webhook receiver the pods can reach: the k3s values run one on the node's bridge")
+        pytest.skip("needs a webhook receiver the pods can reach: external mode (values-k3s.yaml) runs one on the "
+                    "node's bridge; the notifier reads the alerts topic the same way in operator mode")
     scale_generator(cluster, 1)
     wait_for("published alerts", lambda: int(cluster.sql(
         "SELECT count(*) FROM alert_outbox WHERE published_at IS NOT NULL")) >= 3, timeout=900)
