@@ -77,6 +77,9 @@ def test_a_sum_compares_cents_with_a_limit_in_currency_units():
     ({"filter": {"channel": ["pos"]}}, "unknown filter field 'channel'"),
     ({"filter": {"channels": ["phone"]}}, "'phone' is not one of pos, contactless, ecommerce, atm"),
     ({"filter": {"channels": "pos"}}, "filter.channels must be a list of strings"),
+    ({"filter": {"channels": 5}}, "filter.channels must be a list of strings"),
+    ({"filter": ["pos"]}, "filter must be a mapping"),
+    ({"key": ["card_id"]}, "key: the source has no field \\['card_id'\\]"),
     ({"filter": {"merchant_categories": ["54"]}}, "'54' is not a 4-digit merchant category code"),
     ({"filter": {"min_amount": 10, "max_amount": 5}}, "min_amount is above filter.max_amount"),
     ({"filter": {"min_amount": 0}}, "must be above 0"),
@@ -85,6 +88,12 @@ def test_bad_rules_say_what_to_fix(changes, message):
     """Each invalid field is refused with the field's name and what would be accepted."""
     with pytest.raises(RuleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_rule(doc(**changes))
+
+
+def test_a_rule_that_is_not_a_mapping_is_refused():
+    """A list where a rule should be says what a rule is."""
+    with pytest.raises(RuleError, match="a rule is a mapping of rule_id, name"):
+        parse_rule(["rule_id", 2])
 
 
 def test_a_missing_field_is_named():

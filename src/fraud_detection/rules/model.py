@@ -114,6 +114,8 @@ def parse_rule(
     max_window_ms: int = DEFAULT_MAX_WINDOW_MS,
 ) -> Rule:
     """A rule from its document form (`window_seconds`, amounts in currency units), or RuleError."""
+    if not isinstance(doc, Mapping):
+        raise RuleError(f"a rule is a mapping of {', '.join(_REQUIRED + _OPTIONAL)}, not {type(doc).__name__}")
     unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise RuleError(f"unknown field {unknown[0]!r} in the rule; known: {', '.join(_REQUIRED + _OPTIONAL)}")
@@ -122,7 +124,7 @@ def parse_rule(
         raise RuleError(f"the rule needs {missing[0]!r}")
     fields = frozenset(source_fields)
     aggregate = _parse_aggregate(doc["aggregate"], fields)
-    rule = Rule(
+    return Rule(
         rule_id=_positive_int(doc["rule_id"], "rule_id"),
         version=_positive_int(doc.get("version", 1), "version"),
         name=_name(doc["name"]),
@@ -135,7 +137,6 @@ def parse_rule(
         filter=_parse_filter(doc.get("filter") or {}),
         effective_from_ms=_int(doc.get("effective_from_ms", 0), "effective_from_ms"),
     )
-    return rule
 
 
 def _parse_aggregate(value: object, fields: frozenset[str]) -> Aggregate:
@@ -175,7 +176,7 @@ def _parse_filter(doc: object) -> Filter:
 
 
 def _field(value: object, fields: frozenset[str], what: str) -> str:
-    if value not in fields:
+    if not isinstance(value, str) or value not in fields:
         raise RuleError(f"{what}: the source has no field {value!r}; it has {', '.join(sorted(fields))}")
     return value
 
@@ -220,9 +221,9 @@ def _amount_cents(value: object, what: str) -> int | None:
 
 
 def _string_set(value: object, what: str) -> frozenset[str]:
-    if isinstance(value, str) or not all(isinstance(item, str) for item in value):  # type: ignore[union-attr]
+    if not isinstance(value, (list, tuple, set, frozenset)) or not all(isinstance(item, str) for item in value):
         raise RuleError(f"{what} must be a list of strings")
-    return frozenset(value)  # type: ignore[arg-type]
+    return frozenset(value)
 
 
 def _name(value: object) -> str:
