@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from fraud_detection.rules.model import Function, Rule, Status
+from fraud_detection.rules.velocity import bursts
 from fraud_detection.transaction import Transaction
 
 
@@ -87,22 +88,13 @@ def _version_alerts(rule: Rule, versions: Sequence[Rule], transactions: Iterable
 
 def _key_alerts(rule: Rule, versions: Sequence[Rule], key_value: str, ordered: list[Transaction]) -> list[RuleAlert]:
     times = [t.event_time_ms for t in ordered]
-    alerts: list[RuleAlert] = []
-    burst_start: int | None = None  # index of the first transaction in the burst's first window
-    first_trigger = last_trigger = -1
-    for i, t in enumerate(times):
-        window_start = bisect_right(times, t - rule.window_ms)
-        judged_here = version_at(versions, t) is rule
-        if judged_here and rule.triggers(aggregate(rule, ordered[window_start : bisect_right(times, t)])):
-            if burst_start is None:
-                burst_start, first_trigger = window_start, i
-            last_trigger = i
-        elif burst_start is not None:
-            alerts.append(_alert(rule, key_value, ordered, burst_start, first_trigger, last_trigger))
-            burst_start = None
-    if burst_start is not None:
-        alerts.append(_alert(rule, key_value, ordered, burst_start, first_trigger, last_trigger))
-    return alerts
+
+    def triggers(i: int, window_start: int) -> bool:
+        t = times[i]
+        return version_at(versions, t) is rule and rule.triggers(
+            aggregate(rule, ordered[window_start : bisect_right(times, t)]))
+
+    return [_alert(rule, key_value, ordered, *burst) for burst in bursts(times, rule.window_ms, triggers)]
 
 
 def _alert(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 DEFAULT_THRESHOLD = 5
@@ -56,22 +56,32 @@ def detect(
 
 def _card_alerts(card_id: str, ordered: list[Event], threshold: int, window_ms: int) -> list[Alert]:
     times = [e.event_time_ms for e in ordered]
-    alerts: list[Alert] = []
+
+    def triggers(i: int, window_start: int) -> bool:
+        return bisect_right(times, times[i]) - window_start > threshold
+
+    return [_alert(card_id, ordered, *burst) for burst in bursts(times, window_ms, triggers)]
+
+
+def bursts(times: list[int], window_ms: int, triggers: Callable[[int, int], bool]) -> list[tuple[int, int, int]]:
+    """The runs of consecutive triggering positions in sorted ``times``, each as (the first position in its first
+    trigger's window, its first trigger, its last trigger); ``triggers(i, window_start)`` judges position i, whose
+    window ``(times[i] - window_ms, times[i]]`` starts at position window_start."""
+    runs: list[tuple[int, int, int]] = []
     burst_start: int | None = None  # index of the first transaction in the burst's first window
     first_trigger = last_trigger = -1
     for i, t in enumerate(times):
         window_start = bisect_right(times, t - window_ms)
-        in_window = bisect_right(times, t) - window_start
-        if in_window > threshold:
+        if triggers(i, window_start):
             if burst_start is None:
                 burst_start, first_trigger = window_start, i
             last_trigger = i
         elif burst_start is not None:
-            alerts.append(_alert(card_id, ordered, burst_start, first_trigger, last_trigger))
+            runs.append((burst_start, first_trigger, last_trigger))
             burst_start = None
     if burst_start is not None:
-        alerts.append(_alert(card_id, ordered, burst_start, first_trigger, last_trigger))
-    return alerts
+        runs.append((burst_start, first_trigger, last_trigger))
+    return runs
 
 
 def _alert(card_id: str, ordered: list[Event], start: int, first_trigger: int, last_trigger: int) -> Alert:
